@@ -1,0 +1,466 @@
+"""Model registry and checkpoint files: where each model comes from and where it lives.
+
+Every model name maps to a :class:`ModelEntry`: the config to build it from
+and where its weights come from, either a URL (Meta's published files) or a
+file shipped inside this package. Downloaded files are cached in
+:func:`checkpoint_dir` under Meta's own file names, so a file fetched by hand
+can simply be dropped there.
+
+Environment variables, read at call time:
+
+``NAPARI_SAM2_CHECKPOINT_DIR``
+    Folder holding the checkpoint files (default: the user cache folder).
+``NAPARI_SAM2_CHECKPOINT_URL``
+    Base URL of a mirror (``https://``, ``http://``, ``file://`` or a plain
+    local folder); a model's file name is appended to it.
+
+Downloads are atomic: bytes go to a hidden temporary file in the same folder
+and are moved into place only once complete, so the cache never holds a
+partial file, whatever goes wrong (network error, short read, Ctrl-C).
+Nothing here imports torch; loading the weights into a network sits on top.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Union
+
+__all__ = [
+    "ModelEntry",
+    "CheckpointError",
+    "CheckpointDownloadError",
+    "CHECKPOINT_DIR_ENV",
+    "CHECKPOINT_URL_ENV",
+    "DEFAULT_TIMEOUT",
+    "available_models",
+    "model_entry",
+    "checkpoint_dir",
+    "checkpoint_url",
+    "checkpoint_path",
+    "ensure_checkpoint",
+]
+
+CHECKPOINT_DIR_ENV = "NAPARI_SAM2_CHECKPOINT_DIR"
+CHECKPOINT_URL_ENV = "NAPARI_SAM2_CHECKPOINT_URL"
+
+# (connect, read) seconds. Connect covers the DNS lookup and the TCP/TLS
+# handshake; read is the longest wait for the next bytes of a running transfer.
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+# Called with (bytes received so far, total bytes or None when unknown).
+ProgressCallback = Callable[[int, Union[int, None]], None]
+
+_CHUNK = 1 << 20  # bytes read per step
+_USER_AGENT = "napari-sam2 (checkpoint download)"
+
+
+# --------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One known model: the config it is built from and where its weights are.
+
+    Exactly one of ``url`` (downloaded into :func:`checkpoint_dir`) and
+    ``package_file`` (a path relative to the ``napari_sam2`` package, shipped
+    in the wheel) is set.
+    """
+
+    name: str
+    config: str
+    url: str | None = None
+    package_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.package_file is None):
+            raise ValueError(f"model {self.name!r}: give exactly one of url and package_file")
+
+    @property
+    def filename(self) -> str:
+        """File name of the checkpoint (the last part of its URL or package path)."""
+        if self.url is not None:
+            return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
+        return str(self.package_file).replace("\\", "/").rsplit("/", 1)[-1]
+
+
+_META_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2"
+_SIZES = ("tiny", "small", "base_plus", "large")
+
+
+def _meta_entries(family: str, release: str) -> dict[str, ModelEntry]:
+    names = (f"{family}_hiera_{size}" for size in _SIZES)
+    return {
+        name: ModelEntry(name=name, config=name, url=f"{_META_BASE}/{release}/{name}.pt")
+        for name in names
+    }
+
+
+# Model name -> entry. SAM 2.1 was released 2024-09-28, SAM 2 2024-07-28.
+# A shipped model is added as ModelEntry(name, config, package_file="...").
+_REGISTRY: dict[str, ModelEntry] = {
+    **_meta_entries("sam2.1", "092824"),
+    **_meta_entries("sam2", "072824"),
+}
+
+
+def available_models() -> list[str]:
+    """Names of the known models, the ones :func:`ensure_checkpoint` accepts."""
+    return sorted(_REGISTRY)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry of a model.
+
+    ``name`` is a model name; its checkpoint file name (``"sam2.1_hiera_tiny.pt"``)
+    is accepted too. Raises ``ValueError`` listing the known names otherwise.
+    """
+    key = str(name)
+    if key not in _REGISTRY and key.endswith((".pt", ".pth")):
+        key = key.rsplit(".", 1)[0]
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; known models: {', '.join(available_models())}"
+        ) from None
+
+
+# --------------------------------------------------------------------------
+# Locations
+# --------------------------------------------------------------------------
+
+
+def checkpoint_dir() -> Path:
+    """Folder where downloaded checkpoints are cached.
+
+    ``$NAPARI_SAM2_CHECKPOINT_DIR`` when set (``~`` is expanded), else the
+    user cache folder (e.g. ``~/.cache/napari-sam2`` on Linux). The folder is
+    not created here.
+    """
+    override = os.environ.get(CHECKPOINT_DIR_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    import pooch  # only needed for the platform's cache convention
+
+    return Path(pooch.os_cache("napari-sam2"))
+
+
+def _mirror_base(base: str) -> str:
+    """A mirror base as a URL ending in "/"; a plain folder becomes a file:// URL."""
+    if "://" not in base:
+        base = Path(base).expanduser().resolve().as_uri()
+    return base if base.endswith("/") else base + "/"
+
+
+def checkpoint_url(name: str) -> str | None:
+    """URL the model's checkpoint is downloaded from (None for a shipped file).
+
+    ``$NAPARI_SAM2_CHECKPOINT_URL``, when set, replaces Meta's folder: the
+    file name is appended to it.
+    """
+    entry = model_entry(name)
+    if entry.url is None:
+        return None
+    base = os.environ.get(CHECKPOINT_URL_ENV, "").strip()
+    if base:
+        return _mirror_base(base) + urllib.parse.quote(entry.filename)
+    return entry.url
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where the model's checkpoint file is, or will be once downloaded."""
+    entry = model_entry(name)
+    if entry.package_file is not None:
+        return Path(str(resources.files("napari_sam2").joinpath(entry.package_file)))
+    return checkpoint_dir() / entry.filename
+
+
+# --------------------------------------------------------------------------
+# Download
+# --------------------------------------------------------------------------
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing or cannot be read."""
+
+
+class CheckpointDownloadError(CheckpointError):
+    """A checkpoint could not be downloaded; the message says how to get it by hand.
+
+    Attributes: ``url`` (the source), ``path`` (where the file belongs) and
+    ``reason`` (what went wrong). The original error is the ``__cause__``.
+    """
+
+    def __init__(self, name: str, url: str, path: Path, reason: str) -> None:
+        self.url = url
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"could not download the checkpoint of model {name!r}\n"
+            f"  from: {url}\n"
+            f"  to:   {path}\n"
+            f"  reason: {reason}\n"
+            "To fix this, any one of:\n"
+            f"  - download {url} by other means (browser, curl) and save it as {path}\n"
+            f"  - set {CHECKPOINT_DIR_ENV} to a folder that already holds {path.name}\n"
+            f"  - set {CHECKPOINT_URL_ENV} to a mirror (a base URL or a local folder "
+            f"from which {path.name} can be read)\n"
+            "  - check the network connection and proxy settings (HTTPS_PROXY), then retry"
+        )
+
+
+def _split_timeout(timeout: float | tuple[float, float]) -> tuple[float, float]:
+    if isinstance(timeout, (tuple, list)):
+        connect, read = timeout
+    else:
+        connect = read = timeout
+    return float(connect), float(read)
+
+
+def _resolve(host: str, port: int, deadline: float) -> list:
+    """``getaddrinfo`` that gives up after ``deadline`` seconds.
+
+    The system resolver takes no timeout and can stall far longer than the
+    connect timeout when no DNS server answers; a daemon thread bounds it.
+    """
+    result: dict = {}
+
+    def lookup() -> None:
+        try:
+            result["infos"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except BaseException as exc:  # handed to the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=lookup, name="napari-sam2-dns", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        raise socket.timeout(f"DNS lookup of {host} timed out after {deadline:g} s")
+    if "error" in result:
+        raise result["error"]
+    return result["infos"]
+
+
+def _connect(address: tuple[str, int], timeout: float, source_address=None) -> socket.socket:
+    """Like ``socket.create_connection`` but with the DNS lookup bounded too."""
+    host, port = address
+    error: BaseException | None = None
+    for family, kind, proto, _, sockaddr in _resolve(host, port, timeout):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error if error is not None else OSError(f"no address found for {host}")
+
+
+class _TimedHTTPConnection(HTTPConnection):
+    """An HTTP connection with separate connect and read timeouts.
+
+    ``timeout`` (set by urllib from the request) bounds the DNS lookup and
+    the handshake; once connected, the socket waits ``read_timeout`` for data.
+    """
+
+    def __init__(self, *args, read_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_timeout = read_timeout
+        self._create_connection = _connect  # http.client's hook for opening the socket
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(self._read_timeout)
+
+
+class _TimedHTTPSConnection(HTTPSConnection):
+    __doc__ = _TimedHTTPConnection.__doc__
+
+    def __init__(self, *args, read_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_timeout = read_timeout
+        self._create_connection = _connect
+
+    def connect(self) -> None:
+        super().connect()  # TCP connect then TLS handshake, both under `timeout`
+        self.sock.settimeout(self._read_timeout)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self._read_timeout = read_timeout
+
+    def http_open(self, req):
+        def connection(*args, **kwargs):
+            return _TimedHTTPConnection(*args, read_timeout=self._read_timeout, **kwargs)
+
+        return self.do_open(connection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self._read_timeout = read_timeout
+
+    def https_open(self, req):
+        def connection(*args, **kwargs):
+            return _TimedHTTPSConnection(*args, read_timeout=self._read_timeout, **kwargs)
+
+        return self.do_open(connection, req, context=self._context)
+
+
+def _open(url: str, timeout: tuple[float, float]):
+    """Open ``url`` (http, https or file) and return the response."""
+    connect, read = timeout
+    opener = urllib.request.build_opener(_HTTPHandler(read), _HTTPSHandler(read))
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    return opener.open(request, timeout=connect)
+
+
+def _content_length(response) -> int | None:
+    value = response.headers.get("Content-Length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the server answered HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, socket.timeout):
+        return f"timed out ({exc})" if str(exc) else "timed out"
+    if isinstance(exc, socket.gaierror):
+        return f"the host name could not be resolved ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _progress_reporter(progress: bool | ProgressCallback, total: int | None, label: str):
+    """Return ``(update(n_new_bytes), close())`` for the chosen kind of progress."""
+    if callable(progress):
+        done = 0
+
+        def update(n: int) -> None:
+            nonlocal done
+            done += n
+            progress(done, total)
+
+        return update, lambda: None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # tqdm comes with napari; without it, no bar
+            return (lambda n: None), (lambda: None)
+        bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                   desc=label, file=sys.stderr, leave=True)
+        return bar.update, bar.close
+    return (lambda n: None), (lambda: None)
+
+
+def _download(url: str, dest: Path, *, progress, timeout: tuple[float, float]) -> None:
+    """Copy ``url`` into ``dest`` atomically; raise on any error, leave nothing behind."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            with _open(url, timeout) as response:
+                total = _content_length(response)
+                update, close = _progress_reporter(progress, total, dest.name)
+                received = 0
+                try:
+                    while True:
+                        chunk = response.read(_CHUNK)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        received += len(chunk)
+                        update(len(chunk))
+                finally:
+                    close()
+            if total is not None and received != total:
+                raise OSError(
+                    f"incomplete transfer: received {received} of {total} bytes "
+                    "(the connection was closed early)"
+                )
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        # Ctrl-C included: the temporary file never outlives a failed download.
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def ensure_checkpoint(
+    name: str,
+    *,
+    progress: bool | ProgressCallback = True,
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+) -> Path:
+    """Path of the model's checkpoint file, downloading it first if needed.
+
+    A file already at :func:`checkpoint_path` is returned as is, without any
+    network access. Otherwise the file is fetched from :func:`checkpoint_url`
+    into :func:`checkpoint_dir`.
+
+    Args:
+        name: a model name from :func:`available_models`.
+        progress: ``True`` shows a tqdm bar on stderr, ``False`` nothing; a
+            callable is called as ``progress(bytes_done, total_or_None)``
+            after each chunk (e.g. to drive a GUI progress bar).
+        timeout: seconds, one number for both or ``(connect, read)``: the
+            connect part bounds the DNS lookup and handshake, the read part
+            the wait for each next chunk.
+
+    Raises:
+        ValueError: ``name`` is not a known model.
+        CheckpointError: a shipped checkpoint file is missing from the install.
+        CheckpointDownloadError: the download failed (no network, HTTP error,
+            short transfer, ...); its message gives the URL, the path where
+            the file belongs and what to do. No partial file is left behind.
+        KeyboardInterrupt: passed on after removing the partial file.
+    """
+    entry = model_entry(name)
+    path = checkpoint_path(entry.name)
+    if path.is_file():
+        return path
+    url = checkpoint_url(entry.name)
+    if url is None:
+        raise CheckpointError(
+            f"the checkpoint of model {entry.name!r} ships with napari-sam2 but is "
+            f"missing at {path}; reinstall the package"
+        )
+    try:
+        _download(url, path, progress=progress, timeout=_split_timeout(timeout))
+    except (OSError, HTTPException, ValueError) as exc:  # URLError and timeouts are OSErrors
+        raise CheckpointDownloadError(entry.name, url, path, _reason(exc)) from exc
+    return path
+
+
+# --------------------------------------------------------------------------
+# Loading (added on top of the above)
+# --------------------------------------------------------------------------
+# load_model(name, ...) goes here: ensure_checkpoint(name) -> torch.load the
+# file -> napari_sam2.model.build_model(load_config(model_entry(name).config))
+# -> load_state_dict_strict(...). Keep torch imports inside that function so
+# that importing this module stays light.
