@@ -146,8 +146,8 @@ class FrameSource:
         self._axis = _propagation_axis_of(
             axis, ndim, stack_axes, self._channel_axis, (self._y_axis, self._x_axis)
         )
-        self._fixed = _fixed_positions(index, shape, stack_axes, self._axis, self._channel_axis)
         self._channels = _channels_of(channels, shape, self._channel_axis)
+        self._fixed = _fixed_positions(index, shape, stack_axes, self._axis, self._channel_axis)
 
         if self._channel_axis is None and shape[-1] in (3, 4) and ndim >= 3:
             warnings.warn(
@@ -266,6 +266,8 @@ class FrameSource:
             block = np.array(block, copy=True)
         # remaining axes come in the data's order; put them as (Y, X[, C])
         order = sorted(kept)
+        if order == kept:
+            return block  # already (H, W[, C])
         return np.transpose(block, [order.index(a) for a in kept])  # (H, W[, C])
 
     # -------------------------------------------------------------- intensity
@@ -292,9 +294,13 @@ class FrameSource:
             flat = self.read(int(i)).reshape(-1)  # (H * W * k,)
             if flat.size > AUTO_MAX_VALUES_PER_FRAME:
                 flat = flat[rng.integers(0, flat.size, AUTO_MAX_VALUES_PER_FRAME)]
-            flat = flat.astype(np.float64)
-            values.append(flat[np.isfinite(flat)])
-        pooled = np.concatenate(values)
+            if np.issubdtype(flat.dtype, np.floating):
+                flat = flat.astype(np.float64)
+                flat = flat[np.isfinite(flat)]
+            elif flat.dtype == np.bool_:
+                flat = flat.astype(np.uint8)
+            values.append(flat)
+        pooled = np.concatenate(values)  # (n,) finite values, native ints or float64
         if pooled.size == 0:
             return (0.0, 1.0)
         lo, hi = np.percentile(pooled, AUTO_PERCENTILES)
