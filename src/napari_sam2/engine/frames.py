@@ -42,18 +42,22 @@ Model input (``model_input``)
     * uint8 data with the range ``(0, 255)`` follows Meta's reference loader
       exactly: an 8-bit RGB PIL image resized with PIL's default filter
       (bicubic), divided by 255 in float64, cast to float32, then normalised
-      with the ImageNet mean and std. The result is bit-identical to
-      ``sam2.utils.misc`` reading the same pixels from a lossless file.
+      with the ImageNet mean and std (PIL on the CPU, then ``device``). The
+      result is bit-identical to ``sam2.utils.misc`` reading the same pixels
+      from a lossless file with its default loader (its asynchronous loader
+      normalises in float64 and differs by one float32 step).
     * All other data is never quantised to 8 bits: the mapped float32 frame
       is resized with torch's antialiased bicubic filter (the same kernel as
       PIL's bicubic), one axis at a time in the order the installed Pillow
       (13) uses for a square output, clamping to ``[0, 1]`` after each pass
-      as PIL's 8-bit path clips. On uint8-representable data this stays
-      within about 1.1 grey levels (of 255) of PIL's 8-bit path, mean about
-      0.3 — the 8-bit path's own rounding; a single 2D pass without the
-      intermediate clamp (PIL mode "F" or torch, which agree to 1e-7) is off
-      by up to 20 levels next to clipped overshoots, and torch's bicubic
-      without antialiasing by up to 120 levels when shrinking.
+      as PIL's 8-bit path clips. Measured on uint8-representable data
+      resized to 1024 (smooth and noise images, 256 to 2048 pixels a side):
+      within 1.09 grey levels (of 255) of PIL's 8-bit path, mean at most
+      0.32, which is the 8-bit path's own rounding. A single 2D resize
+      without the intermediate clamp (PIL mode "F" or torch's antialiased
+      bicubic, which agree to 1e-7) is off by up to 24 levels next to
+      clipped overshoots; torch's bicubic without antialiasing by up to 130
+      levels when shrinking. Being torch, the resize runs on ``device``.
 """
 
 from __future__ import annotations
@@ -86,9 +90,6 @@ AUTO_SAMPLE_FRAMES = 5
 # at most this many values per sampled frame enter the percentiles (a fixed
 # seeded subset beyond it, so large frames do not cost a full sort)
 AUTO_MAX_VALUES_PER_FRAME = 1 << 20
-
-_RANGE_NAMES = ("auto", "dtype")
-
 
 class FrameSource:
     """One frame at a time from a stack of any array-like, at native dtype.
