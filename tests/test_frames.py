@@ -213,6 +213,9 @@ def test_trailing_colour_axis_is_not_guessed_but_warned():
         warnings.simplefilter("error")
         explicit = FrameSource(data, channel_axis=-1)
     assert len(explicit) == 1 and explicit.frame_shape == (10, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FrameSource(_stack((2, 4, 4)))  # a stack of 4 x 4 images is no colour image
 
 
 # ------------------------------------------------------------------ channels

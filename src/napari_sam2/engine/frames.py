@@ -14,9 +14,9 @@ Axes
     along T) is held at the position given in ``index``. A plain ``Y x X``
     image, or ``C x Y x X`` / ``Y x X x C`` with ``channel_axis``, is a stack
     of one frame and ``axis`` is not used. A trailing axis of size 3 or 4 is
-    never taken for colour on its own: pass ``channel_axis=-1`` (a warning
-    says so when the last axis looks like colour and no channel axis is
-    given).
+    never taken for colour on its own: pass ``channel_axis=-1`` (a
+    ``UserWarning`` says so when, without a channel axis, the last axis has
+    size 3 or 4 and the one before it is more than twice as long).
 
 Channels
     One channel is replicated to the three the model expects; three are used
@@ -150,7 +150,8 @@ class FrameSource:
         self._channels = _channels_of(channels, shape, self._channel_axis)
         self._fixed = _fixed_positions(index, shape, stack_axes, self._axis, self._channel_axis)
 
-        if self._channel_axis is None and shape[-1] in (3, 4) and ndim >= 3:
+        looks_like_colour = shape[-1] in (3, 4) and shape[-2] > 2 * shape[-1]
+        if self._channel_axis is None and ndim >= 3 and looks_like_colour:
             warnings.warn(
                 f"the last axis of data with shape {shape} has size {shape[-1]} and is "
                 "read as the X axis; if it holds colour channels pass channel_axis=-1",
