@@ -116,7 +116,6 @@ class TrackingConfig:
     sigmoid_bias_for_mem_enc: float = -10.0
     binarize_mask_from_pts_for_mem_enc: bool = True
     use_mask_input_as_output_without_sam: bool = True
-    directly_add_no_mem_embed: bool = True
     use_high_res_features_in_sam: bool = True
     multimask_output_in_sam: bool = True
     multimask_min_pt_num: int = 0

@@ -1,0 +1,103 @@
+"""Memory attention: the current frame's features attend to themselves and to
+the memory bank (spatial memories + object pointer tokens) with RoPE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import MemoryAttentionConfig
+from .position import AxialRope
+from .transformer import Attention
+
+
+class RopeAttention(Attention):
+    """Attention with axial RoPE on queries and keys.
+
+    Keys may hold several frames' grids back to back (each rotated like the
+    query grid) followed by ``num_k_exclude_rope`` tokens left unrotated
+    (object pointers).
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, *, side: int, theta: float, kv_dim: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(dim, num_heads, kv_dim=kv_dim, dropout=dropout)
+        self.rope = AxialRope(dim // num_heads, side, theta=theta)
+
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
+    ) -> torch.Tensor:
+        q = self.split_heads(self.q_proj(q))  # (B, nh, Nq, hd)
+        k = self.split_heads(self.k_proj(k))  # (B, nh, Nk, hd)
+        v = self.split_heads(self.v_proj(v))
+        n_rope = k.shape[-2] - num_k_exclude_rope
+        q = self.rope.rotate(q)
+        if n_rope > 0:
+            repeats = n_rope // q.shape[-2]
+            rotated = self.rope.rotate(k[:, :, :n_rope], repeats=repeats)
+            k = torch.cat([rotated, k[:, :, n_rope:]], dim=2)
+        return self.attend(q, k, v)
+
+
+class MemoryAttentionLayer(nn.Module):
+    def __init__(self, *, dim: int, mem_dim: int, side: int, config: MemoryAttentionConfig) -> None:
+        super().__init__()
+        self.self_attn = RopeAttention(
+            dim, config.num_heads, side=side, theta=config.rope_theta, dropout=config.dropout
+        )
+        self.cross_attn_image = RopeAttention(
+            dim, config.num_heads, side=side, theta=config.rope_theta, kv_dim=mem_dim,
+            dropout=config.dropout,
+        )
+        self.linear1 = nn.Linear(dim, config.dim_feedforward)
+        self.dropout = nn.Dropout(config.dropout)
+        self.linear2 = nn.Linear(config.dim_feedforward, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim)
+        self.dropout1 = nn.Dropout(config.dropout)
+        self.dropout2 = nn.Dropout(config.dropout)
+        self.dropout3 = nn.Dropout(config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, num_ptr_tokens: int
+    ) -> torch.Tensor:
+        y = self.norm1(x)
+        x = x + self.dropout1(self.self_attn(y, y, y))
+        y = self.norm2(x)
+        y = self.cross_attn_image(y, memory + memory_pos, memory, num_k_exclude_rope=num_ptr_tokens)
+        x = x + self.dropout2(y)
+        y = self.linear2(self.dropout(F.relu(self.linear1(self.norm3(x)))))
+        return x + self.dropout3(y)
+
+
+class MemoryAttention(nn.Module):
+    """``forward(x B x HW x C, pos B x HW x C, memory B x M x Cm, memory_pos B x M x Cm,
+    num_ptr_tokens)`` -> conditioned features ``B x HW x C``. The last
+    ``num_ptr_tokens`` memory tokens are object pointers (no RoPE)."""
+
+    def __init__(self, config: MemoryAttentionConfig, *, dim: int, mem_dim: int, side: int) -> None:
+        super().__init__()
+        self.pos_enc_at_input = config.pos_enc_at_input
+        self.layers = nn.ModuleList(
+            MemoryAttentionLayer(dim=dim, mem_dim=mem_dim, side=side, config=config)
+            for _ in range(config.num_layers)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_ptr_tokens: int = 0,
+    ) -> torch.Tensor:
+        if self.pos_enc_at_input:
+            x = x + 0.1 * pos
+        for layer in self.layers:
+            x = layer(x, memory, memory_pos, num_ptr_tokens)
+        return self.norm(x)
