@@ -49,6 +49,8 @@ __all__ = [
     "checkpoint_url",
     "checkpoint_path",
     "ensure_checkpoint",
+    "load_model",
+    "save_checkpoint",
 ]
 
 CHECKPOINT_DIR_ENV = "NAPARI_SAM2_CHECKPOINT_DIR"
@@ -458,9 +460,110 @@ def ensure_checkpoint(
 
 
 # --------------------------------------------------------------------------
-# Loading (added on top of the above)
+# Loading (on top of the above)
 # --------------------------------------------------------------------------
-# load_model(name, ...) goes here: ensure_checkpoint(name) -> torch.load the
-# file -> napari_sam2.model.build_model(load_config(model_entry(name).config))
-# -> load_state_dict_strict(...). Keep torch imports inside that function so
-# that importing this module stays light.
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    *,
+    config: str | None = None,
+    device: str | None = None,
+    image_size: int | None = None,
+    progress: bool | ProgressCallback = True,
+):
+    """A ready SAM 2 network in eval mode.
+
+    Args:
+        name_or_path: a model name from :func:`available_models` (its file is
+            downloaded into :func:`checkpoint_dir` on first use) or the path
+            of a checkpoint file (Meta's ``.pt`` or one saved by this package).
+        config: the model config: a model name (``"sam2.1_hiera_small"``) or
+            Meta's config name (``"sam2.1_hiera_s"``). Inferred from a model
+            name, from a config stored in the file, or from a file name that
+            follows Meta's naming.
+        device: ``"cuda"``, ``"mps"``, ``"cpu"``...; default the best available.
+        image_size: run the network at this input size instead of the
+            config's (e.g. 512: 4-8x less compute for small images or CPUs).
+        progress: as for :func:`ensure_checkpoint`.
+
+    Raises:
+        ValueError: unknown name, or no config can be inferred for a file.
+        CheckpointDownloadError: the download failed (the message says where
+            to put the file by hand).
+        CheckpointError: the file is unreadable, truncated, or holds another
+            model's weights (the message names the file and the model).
+    """
+    import torch
+
+    from .config import config_from_dict, load_config, resolve_config_name
+    from .model import CheckpointMismatchError, build_model, load_weights_strict
+    from .model.device import resolve_device
+
+    text = os.fspath(name_or_path)
+    is_name = text in _REGISTRY or (
+        not Path(text).exists() and text.rsplit(".", 1)[0] in _REGISTRY
+    )
+    if is_name:
+        entry = model_entry(text)
+        path = ensure_checkpoint(entry.name, progress=progress)
+        config = config or entry.config
+    else:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ValueError(
+                f"{text!r} is neither a known model ({', '.join(available_models())}) "
+                "nor an existing checkpoint file"
+            )
+    payload = _read_checkpoint(path, torch)
+    overrides = {} if image_size is None else {"image_size": int(image_size)}
+    if config is not None:
+        cfg = load_config(resolve_config_name(config), **overrides)
+    elif isinstance(payload.get("config"), dict):
+        cfg = config_from_dict({**payload["config"], **overrides})
+    else:
+        try:
+            cfg = load_config(resolve_config_name(path.name), **overrides)
+        except ValueError:
+            raise ValueError(
+                f"cannot tell which model {path} holds from its name; pass config=, e.g. "
+                "config='sam2.1_hiera_tiny' (or Meta's 'sam2.1_hiera_t')"
+            ) from None
+    model = build_model(cfg)
+    try:
+        load_weights_strict(model, payload["model"], source=f"checkpoint {path}")
+    except CheckpointMismatchError as exc:
+        raise CheckpointError(str(exc)) from exc
+    return model.to(resolve_device(device)).eval()
+
+
+def _read_checkpoint(path: Path, torch) -> dict:
+    """The checkpoint's content as a dict with a ``"model"`` state dict."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle, not a torch file...
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(exc).__name__}: {exc}). The file is damaged "
+            "or not a PyTorch checkpoint; delete it and download it again (or pass another file)."
+        ) from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
+        raise CheckpointError(
+            f"checkpoint {path} holds no 'model' state dict; a SAM 2 checkpoint is a dict "
+            "{'model': state_dict} as published by Meta or saved by napari_sam2.save_checkpoint"
+        )
+    return payload
+
+
+def save_checkpoint(model, path: str | os.PathLike) -> Path:
+    """Save a network with its config in Meta's file layout (loadable by
+    :func:`load_model` and by Meta's own code)."""
+    import torch
+
+    from .config import config_to_dict
+    from .model import to_meta_keys
+
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.part")
+    torch.save({"model": to_meta_keys(state), "config": config_to_dict(model.config)}, tmp)
+    os.replace(tmp, path)
+    return path
