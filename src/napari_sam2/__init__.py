@@ -17,6 +17,10 @@ _EXPORTS = {
     "load_config": "napari_sam2.config",
     "ModelConfig": "napari_sam2.config",
     "StackSession": "napari_sam2.engine",
+    "SessionOptions": "napari_sam2.engine",
+    "CacheBudget": "napari_sam2.engine",
+    "FrameSource": "napari_sam2.engine",
+    "save_checkpoint": "napari_sam2.checkpoints",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,0 +1,17 @@
+"""The stack engine: torch + numpy, no napari, no Qt."""
+
+from .features import CacheBudget, FeatureCache
+from .frames import FrameSource
+from .memory import FrameMemory, MemoryBank
+from .session import FrameResult, SessionOptions, StackSession
+
+__all__ = [
+    "CacheBudget",
+    "FeatureCache",
+    "FrameMemory",
+    "FrameResult",
+    "FrameSource",
+    "MemoryBank",
+    "SessionOptions",
+    "StackSession",
+]

@@ -1,0 +1,58 @@
+"""Turning per-object mask logits into one label frame, written whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def check_labels_array(labels, shape: tuple[int, int, int]):
+    """A caller's label array to write into: right shape, integer dtype."""
+    if tuple(labels.shape) != tuple(shape):
+        raise ValueError(
+            f"labels array has shape {tuple(labels.shape)} but the stack needs {tuple(shape)} "
+            "(frames along the propagation axis x Y x X)"
+        )
+    dtype = np.dtype(labels.dtype)
+    if dtype.kind not in "iu":
+        raise TypeError(f"labels array must have an integer dtype, got {dtype}")
+    return labels
+
+
+def check_id_fits(obj_id: int, dtype) -> None:
+    info = np.iinfo(np.dtype(dtype))
+    if obj_id > info.max:
+        raise ValueError(
+            f"object id {obj_id} does not fit the labels array of dtype {np.dtype(dtype)} "
+            f"(max {info.max}); use a smaller id or a wider labels dtype"
+        )
+
+
+def upsample_logits(low_res: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``K x 1 x h x w`` low-resolution logits -> ``K x H x W`` at the frame's size."""
+    if tuple(low_res.shape[-2:]) == tuple(size):
+        return low_res[:, 0].float()
+    return F.interpolate(low_res.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def compose_frame(old: np.ndarray, ids: list[int], logits: torch.Tensor) -> np.ndarray:
+    """The new label frame.
+
+    ``old``: the frame's current labels (H x W); ``ids``: the objects being
+    written, with ``logits`` (``K x H x W``, one per id). Each pixel where
+    some object's logit is > 0 goes to the object with the highest logit;
+    these objects' old pixels are cleared first. Pixels holding any other
+    label value (painted by hand, or objects not being written) are kept.
+    """
+    new = np.array(old, copy=True)
+    if not ids:
+        return new
+    best, winner = logits.max(dim=0)  # (H, W)
+    lut = torch.tensor([0] + list(ids), dtype=torch.int64, device=logits.device)
+    painted = torch.where(best > 0, lut[winner + 1], lut[0]).cpu().numpy()
+    mine = np.isin(new, ids)
+    free = mine | (new == 0)
+    new[mine] = 0
+    new[free] = painted[free].astype(new.dtype, copy=False)
+    return new

@@ -1,0 +1,153 @@
+"""The memory bank SAM 2 reads each step, bounded.
+
+Per object it keeps the conditioning frames (frames the user prompted) and
+a history of tracked frames. The history is what tracking reads (the last
+``num_maskmem - 1`` memories and ``max_obj_ptrs - 1`` pointers) plus what a
+later correction or a pass in the other direction reads; it is held to a
+byte budget, oldest entries first out, so memory use does not grow with the
+number of frames. Entries that the next step of any pass can read (the
+window behind the most recent frame and around each conditioning frame) are
+kept even past the budget; there are at most a few dozen of them per object.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+from ..config import TrackingConfig
+from ..model import MemoryReadout, read_memory
+
+
+@dataclass
+class FrameMemory:
+    """What one frame leaves behind for one object.
+
+    ``features``: ``1 x Cm x S x S`` spatial memory, stored as bfloat16 as the
+    reference does; ``obj_ptr``: ``1 x C``; ``object_score``: ``1 x 1``;
+    ``logits``: ``1 x 1 x 4S x 4S`` low-resolution mask logits (the output).
+    """
+
+    features: torch.Tensor
+    obj_ptr: torch.Tensor
+    object_score: torch.Tensor
+    logits: torch.Tensor
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.features, self.obj_ptr, self.object_score, self.logits))
+
+
+class MemoryBank:
+    """Conditioning memories and a bounded history, per object id."""
+
+    def __init__(self, config: TrackingConfig, *, history_bytes: int) -> None:
+        self.config = config
+        self.history_bytes = history_bytes
+        self.window = max(config.num_maskmem - 1, config.max_obj_ptrs_in_encoder - 1)
+        self._cond: dict[int, dict[int, FrameMemory]] = {}
+        self._history: dict[int, dict[int, FrameMemory]] = {}
+        self._order: OrderedDict[tuple[int, int], int] = OrderedDict()  # (obj, frame) -> bytes
+        self._bytes = 0
+        self._latest: dict[int, int] = {}  # obj -> most recently written frame
+
+    # ------------------------------------------------------------ objects
+    def add_object(self, obj_id: int) -> None:
+        self._cond.setdefault(obj_id, {})
+        self._history.setdefault(obj_id, {})
+
+    def remove_object(self, obj_id: int) -> None:
+        for frame in list(self._history.get(obj_id, {})):
+            self._drop_history(obj_id, frame)
+        self._cond.pop(obj_id, None)
+        self._history.pop(obj_id, None)
+        self._latest.pop(obj_id, None)
+
+    def clear(self) -> None:
+        for obj_id in list(self._cond):
+            self.remove_object(obj_id)
+
+    # ------------------------------------------------------------ entries
+    def cond_frames(self, obj_id: int) -> list[int]:
+        return sorted(self._cond.get(obj_id, {}))
+
+    def cond_entry(self, obj_id: int, frame: int) -> FrameMemory | None:
+        return self._cond.get(obj_id, {}).get(frame)
+
+    def set_cond(self, obj_id: int, frame: int, entry: FrameMemory) -> None:
+        """Make ``frame`` a conditioning frame; a tracked entry there goes."""
+        self._drop_history(obj_id, frame)
+        self._cond[obj_id][frame] = entry
+
+    def downgrade_cond(self, obj_id: int, frame: int) -> None:
+        """A frame that lost its prompts keeps its output as a tracked frame."""
+        entry = self._cond.get(obj_id, {}).pop(frame, None)
+        if entry is not None:
+            self.put(obj_id, frame, entry)
+
+    def put(self, obj_id: int, frame: int, entry: FrameMemory) -> None:
+        """Store a tracked (non-conditioning) frame's memory."""
+        self._drop_history(obj_id, frame)
+        self._history[obj_id][frame] = entry
+        self._order[(obj_id, frame)] = entry.nbytes
+        self._bytes += entry.nbytes
+        self._latest[obj_id] = frame
+        self._evict()
+
+    def logits(self, obj_id: int, frame: int) -> torch.Tensor | None:
+        """The latest low-resolution output of ``obj_id`` on ``frame``, if kept."""
+        entry = self._cond.get(obj_id, {}).get(frame) or self._history.get(obj_id, {}).get(frame)
+        return None if entry is None else entry.logits
+
+    @property
+    def history_nbytes(self) -> int:
+        return self._bytes
+
+    def readout(self, obj_id: int, frame: int, *, num_frames: int, reverse: bool) -> MemoryReadout:
+        return read_memory(
+            frame,
+            self._cond[obj_id],
+            self._history[obj_id],
+            config=self.config,
+            num_frames=num_frames,
+            reverse=reverse,
+        )
+
+    # ------------------------------------------------------------ budget
+    def _drop_history(self, obj_id: int, frame: int) -> None:
+        entry = self._history.get(obj_id, {}).pop(frame, None)
+        if entry is not None:
+            self._bytes -= self._order.pop((obj_id, frame))
+
+    def _protected(self, obj_id: int, frame: int) -> bool:
+        latest = self._latest.get(obj_id)
+        if latest is not None and abs(frame - latest) <= self.window:
+            return True
+        return any(abs(frame - c) <= self.window + 1 for c in self._cond.get(obj_id, ()))
+
+    def _evict(self) -> None:
+        if self._bytes <= self.history_bytes:
+            return
+        for obj_id, frame in list(self._order):
+            if self._bytes <= self.history_bytes:
+                break
+            if not self._protected(obj_id, frame):
+                self._drop_history(obj_id, frame)
+
+
+def stack_readouts(readouts: list[MemoryReadout]) -> MemoryReadout:
+    """Batch the readouts of several objects that read the same frames."""
+    first = readouts[0]
+    if len(readouts) == 1:
+        return first
+    spatial = [
+        (t_pos, torch.cat([r.spatial[i][1] for r in readouts], dim=0))
+        for i, (t_pos, _) in enumerate(first.spatial)
+    ]
+    pointers = [
+        (offset, torch.cat([r.pointers[i][1] for r in readouts], dim=0))
+        for i, (offset, _) in enumerate(first.pointers)
+    ]
+    return MemoryReadout(spatial, pointers, first.max_pointers, first.frames)
