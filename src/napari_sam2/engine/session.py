@@ -55,12 +55,14 @@ class SessionOptions:
 
 class FrameResult(NamedTuple):
     """One propagated frame: ``logits`` is ``K x H x W`` (float32, original
-    resolution), one per id in ``object_ids``; ``labels`` the frame written."""
+    resolution), one per id in ``object_ids``; ``labels`` the frame as
+    written and ``previous`` as it was before (e.g. to record an undo step)."""
 
     frame: int
     object_ids: tuple[int, ...]
     logits: torch.Tensor
     labels: np.ndarray
+    previous: np.ndarray
 
 
 class _Decoded(NamedTuple):
@@ -503,9 +505,10 @@ class StackSession:
             s.fresh[frame] = True
         ids = [o for o in objs if o in lows]
         logits = upsample_logits(torch.cat([lows[o] for o in ids], dim=0), (self.height, self.width))
-        new = compose_frame(self.labels[frame], ids, logits)
+        previous = np.array(self.labels[frame], copy=True)
+        new = compose_frame(previous, ids, logits)
         self.labels[frame] = new
-        return FrameResult(frame, tuple(ids), logits, new)
+        return FrameResult(frame, tuple(ids), logits, new, previous)
 
 
 def _frames_and_labels(results: Iterator[FrameResult]) -> Iterator[tuple[int, np.ndarray]]:
