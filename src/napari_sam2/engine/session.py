@@ -223,6 +223,19 @@ class StackSession:
                         new[new == obj_id] = 0
                         self.labels[f] = new
 
+    def mark_stale(self, frames=None) -> None:
+        """Mark every object's results on ``frames`` (default: all) out of
+        date, so that the next :meth:`propagate` computes them again, e.g.
+        after their labels were undone or edited outside the session."""
+        with self._lock:
+            self._not_running()
+            if frames is None:
+                picked = slice(None)
+            else:
+                picked = np.array([check_frame(f, self.num_frames) for f in frames], dtype=np.int64)
+            for state in self._objects.values():
+                state.fresh[picked] = False
+
     def reset(self) -> None:
         """Forget all objects, prompts and memories (labels and cached image
         features are kept)."""
