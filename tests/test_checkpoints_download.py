@@ -107,9 +107,10 @@ def _contents(folder: Path) -> list[str]:
 # --------------------------------------------------------------------------
 
 
-def test_registry_lists_the_eight_meta_models():
+def test_registry_lists_the_eight_meta_models_and_the_demo():
     names = available_models()
-    assert len(names) == 8
+    assert len(names) == 9 and "demo" in names
+    assert checkpoints.model_entry("demo").url is None
     for family, release in (("sam2.1", "092824"), ("sam2", "072824")):
         for size in ("tiny", "small", "base_plus", "large"):
             name = f"{family}_hiera_{size}"
@@ -141,16 +142,16 @@ def test_entry_needs_exactly_one_source():
 
 
 def test_packaged_entry_resolves_inside_the_package(monkeypatch, cache):
-    entry = checkpoints.ModelEntry(name="demo", config="sam2.1_hiera_tiny",
-                                   package_file="weights/demo.pt")
-    monkeypatch.setitem(checkpoints._REGISTRY, "demo", entry)
-    path = checkpoint_path("demo")
-    assert path.name == "demo.pt"
+    entry = checkpoints.ModelEntry(name="missing", config="sam2.1_hiera_tiny",
+                                   package_file="weights/missing.pt")
+    monkeypatch.setitem(checkpoints._REGISTRY, "missing", entry)
+    path = checkpoint_path("missing")
+    assert path.name == "missing.pt"
     assert path.parent.name == "weights"
-    assert checkpoint_url("demo") is None
+    assert checkpoint_url("missing") is None
     assert not path.exists()
     with pytest.raises(checkpoints.CheckpointError, match="reinstall"):
-        ensure_checkpoint("demo")
+        ensure_checkpoint("missing")
 
 
 def test_env_var_overrides_directory(tmp_path, monkeypatch):

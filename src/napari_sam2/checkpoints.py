@@ -111,10 +111,12 @@ def _meta_entries(family: str, release: str) -> dict[str, ModelEntry]:
 
 
 # Model name -> entry. SAM 2.1 was released 2024-09-28, SAM 2 2024-07-28.
-# A shipped model is added as ModelEntry(name, config, package_file="...").
+# "demo" is the project's own small model, trained on synthetic microscopy
+# (tools/train_demo.py) and shipped in the package: it works offline.
 _REGISTRY: dict[str, ModelEntry] = {
     **_meta_entries("sam2.1", "092824"),
     **_meta_entries("sam2", "072824"),
+    "demo": ModelEntry(name="demo", config="demo", package_file="weights/demo.pt"),
 }
 
 

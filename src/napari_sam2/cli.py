@@ -1,0 +1,218 @@
+"""Command line: segment and track headless, list and fetch models, run the demo.
+
+    napari-sam2 demo                        # offline, end to end, with the shipped demo model
+    napari-sam2 demo --gui                  # the same sample and model in napari
+    napari-sam2 segment stack.tif --model sam2.1_hiera_small --point 0,120,88 --out labels.tif
+    napari-sam2 models                      # known models and whether they are cached
+    napari-sam2 download sam2.1_hiera_large # fetch a checkpoint ahead of time
+
+Points are ``FRAME,Y,X`` (napari order) with an optional ``,ID`` (object id,
+default 1); ``--neg`` adds a negative click; ``--box FRAME,Y0,X0,Y1,X1[,ID]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class _Prompt:
+    def __init__(self, text: str, n: int, what: str) -> None:
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} {text!r}: expected comma-separated numbers") from None
+        if len(values) not in (n, n + 1):
+            raise argparse.ArgumentTypeError(
+                f"{what} {text!r}: expected {n} numbers (+ an optional object id), got {len(values)}"
+            )
+        self.frame = int(values[0])
+        self.coords = values[1:n]
+        self.obj_id = int(values[n]) if len(values) > n else 1
+
+
+def _point(text: str) -> _Prompt:
+    return _Prompt(text, 3, "point")
+
+
+def _box(text: str) -> _Prompt:
+    return _Prompt(text, 5, "box")
+
+
+def _progress_bar(total_hint: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with napari
+        return None
+    bar = tqdm(desc=total_hint, unit="frame")
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done == total:
+            bar.close()
+
+    return update
+
+
+def _read_stack(path: str):
+    import tifffile
+
+    try:
+        return tifffile.memmap(path, mode="r")
+    except (ValueError, tifffile.TiffFileError, OSError):
+        return tifffile.imread(path)  # compressed or not memory-mappable
+
+
+def cmd_segment(args) -> int:
+    import tifffile
+
+    from .checkpoints import load_model
+    from .engine import StackSession
+
+    if not args.point and not args.neg and not args.box:
+        raise SystemExit("give at least one --point, --neg or --box")
+    data = _read_stack(args.input)
+    model = load_model(args.model, device=args.device, image_size=args.image_size)
+    session = StackSession(model, data, axis=args.axis, channel_axis=args.channel_axis)
+    for p in args.box:
+        session.add_box(p.obj_id, p.frame, p.coords)
+    for p, positive in [(p, 1) for p in args.point] + [(p, 0) for p in args.neg]:
+        session.add_points(p.obj_id, p.frame, [p.coords], [positive])
+    started = time.perf_counter()
+    for _ in session.propagate(args.direction, progress=_progress_bar("propagate")):
+        pass
+    elapsed = time.perf_counter() - started
+    tifffile.imwrite(args.out, session.labels, compression="zlib")
+    print(f"wrote {args.out}: {session.num_frames} frames, objects {session.object_ids}, "
+          f"{elapsed:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .checkpoints import available_models, checkpoint_path
+
+    for name in available_models():
+        path = checkpoint_path(name)
+        print(f"{name:26s} {'ready' if path.is_file() else 'not downloaded'}  {path}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .checkpoints import ensure_checkpoint
+
+    print(ensure_checkpoint(args.name))
+    return 0
+
+
+def run_demo(out_dir: str | Path, *, device: str | None = None, log=print) -> dict:
+    """Track three cells of the shipped time-lapse with the shipped demo model,
+    offline; write the labels and return IoU against the ground truth."""
+    import tifffile
+
+    from ._sample_data import load_sample_array
+    from .checkpoints import load_model
+    from .engine import StackSession
+    from .training.evaluate import centre_click
+
+    image = load_sample_array("cells_timelapse.tif")
+    truth = load_sample_array("cells_timelapse_labels.tif")
+    model = load_model("demo", device=device)
+    session = StackSession(model, image)
+    ids = [i for i in np.unique(truth[0]) if i != 0]
+    alive = [i for i in ids if all(np.any(truth[t] == i) for t in range(len(truth)))]
+    chosen = sorted(alive, key=lambda i: -(truth[0] == i).sum())[:3]
+    for obj_id in chosen:
+        y, x = centre_click(truth[0] == obj_id)
+        log(f"click: object {obj_id} at frame 0, (y, x) = ({y:.0f}, {x:.0f})")
+        session.add_points(int(obj_id), 0, [(y, x)], [1])
+    started = time.perf_counter()
+    for _ in session.propagate("forward", progress=_progress_bar("demo")):
+        pass
+    seconds = time.perf_counter() - started
+    ious = {}
+    for obj_id in chosen:
+        inter = np.logical_and(session.labels == obj_id, truth == obj_id).sum()
+        union = np.logical_or(session.labels == obj_id, truth == obj_id).sum()
+        ious[int(obj_id)] = float(inter / union)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "cells_timelapse_demo_labels.tif"
+    tifffile.imwrite(path, session.labels.astype(np.uint16), compression="zlib")
+    log(f"tracked {len(chosen)} cells through {session.num_frames} frames in {seconds:.1f} s")
+    for obj_id, iou in ious.items():
+        log(f"object {obj_id}: IoU with the ground truth over all frames = {iou:.3f}")
+    log(f"labels written to {path}")
+    return {"labels": str(path), "iou": ious, "seconds": seconds}
+
+
+def cmd_demo(args) -> int:
+    if args.gui:
+        return _demo_gui()
+    run_demo(args.out, device=args.device)
+    return 0
+
+
+def _demo_gui() -> int:  # pragma: no cover - needs a display
+    import napari
+
+    viewer = napari.Viewer()
+    viewer.open_sample("napari-sam2", "cells_timelapse")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2")
+    if hasattr(widget, "select_model"):
+        widget.select_model("demo")
+    napari.run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-sam2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    seg = sub.add_parser("segment", help="segment and track objects in a stack (TIFF)")
+    seg.add_argument("input", help="a TIFF stack (frames along --axis)")
+    seg.add_argument("--model", default="sam2.1_hiera_tiny", help="model name or checkpoint file")
+    seg.add_argument("--point", type=_point, action="append", default=[], metavar="F,Y,X[,ID]")
+    seg.add_argument("--neg", type=_point, action="append", default=[], metavar="F,Y,X[,ID]")
+    seg.add_argument("--box", type=_box, action="append", default=[], metavar="F,Y0,X0,Y1,X1[,ID]")
+    seg.add_argument("--direction", choices=("forward", "backward", "both"), default="both")
+    seg.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
+    seg.add_argument("--channel-axis", type=int, default=None)
+    seg.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    seg.add_argument("--image-size", type=int, default=None, help="model input size, e.g. 512")
+    seg.add_argument("--out", required=True, help="labels TIFF to write")
+    seg.set_defaults(func=cmd_segment)
+
+    models = sub.add_parser("models", help="list known models and where their files are")
+    models.set_defaults(func=cmd_models)
+
+    dl = sub.add_parser("download", help="download a model's checkpoint into the cache")
+    dl.add_argument("name")
+    dl.set_defaults(func=cmd_download)
+
+    demo = sub.add_parser("demo", help="run the shipped demo model on the sample time-lapse (offline)")
+    demo.add_argument("--out", default="napari-sam2-demo", help="folder for the labels TIFF")
+    demo.add_argument("--device", default=None)
+    demo.add_argument("--gui", action="store_true", help="open the sample and the widget in napari")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, IndexError, RuntimeError, OSError) as exc:
+        print(f"napari-sam2: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
