@@ -1,0 +1,73 @@
+"""The command line: segment a TIFF headless, list and download models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_sam2.checkpoints import save_checkpoint
+from napari_sam2.cli import build_parser, main
+from napari_sam2.config import load_config
+from napari_sam2.model import build_model
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model(load_config("sam2.1_hiera_tiny", image_size=256))
+    with torch.no_grad():  # keep objects "present" with random weights
+        model.mask_decoder.pred_obj_score_head.layers[2].bias.add_(1.0)
+    return save_checkpoint(model, tmp_path_factory.mktemp("m") / "random.pt")
+
+
+def test_segment_writes_labels_for_each_object(tmp_path, model_file):
+    stack = (np.random.default_rng(0).random((4, 40, 50)) * 4000).astype(np.uint16)
+    src = tmp_path / "stack.tif"
+    tifffile.imwrite(src, stack)
+    out = tmp_path / "labels.tif"
+    code = main([
+        "segment", str(src), "--model", str(model_file), "--device", "cpu",
+        "--point", "1,20,25", "--box", "1,5,5,15,20,2", "--neg", "1,30,40",
+        "--direction", "both", "--out", str(out),
+    ])
+    assert code == 0
+    labels = tifffile.imread(out)
+    assert labels.shape == stack.shape
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    assert (labels == 1).any(), "object 1 was segmented somewhere"
+
+
+def test_segment_reports_bad_prompts_cleanly(tmp_path, model_file, capsys):
+    src = tmp_path / "stack.tif"
+    tifffile.imwrite(src, np.zeros((2, 20, 20), np.uint16))
+    code = main(["segment", str(src), "--model", str(model_file), "--device", "cpu",
+                 "--point", "0,500,5", "--out", str(tmp_path / "o.tif")])
+    assert code == 2
+    assert "outside the image" in capsys.readouterr().err
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_prompt_syntax_errors_name_the_argument():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["segment", "x.tif", "--point", "0,1", "--out", "o.tif"])
+
+
+def test_models_lists_cache_state(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NAPARI_SAM2_CHECKPOINT_DIR", str(tmp_path))
+    (tmp_path / "sam2.1_hiera_small.pt").write_bytes(b"x")
+    assert main(["models"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "ready" in lines["sam2.1_hiera_small"]
+    assert "not downloaded" in lines["sam2.1_hiera_large"]
+
+
+def test_download_from_a_mirror(tmp_path, monkeypatch, capsys):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "sam2_hiera_tiny.pt").write_bytes(b"weights")
+    monkeypatch.setenv("NAPARI_SAM2_CHECKPOINT_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NAPARI_SAM2_CHECKPOINT_URL", mirror.as_uri())
+    assert main(["download", "sam2_hiera_tiny"]) == 0
+    assert (tmp_path / "cache" / "sam2_hiera_tiny.pt").read_bytes() == b"weights"
