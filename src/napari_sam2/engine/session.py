@@ -332,6 +332,11 @@ class StackSession:
             with self._lock, torch.inference_mode():
                 self._preflight()
                 passes = self._plan(direction, lo, hi)
+                # every frame a pass will rewrite is out of date until it is
+                # rewritten, so that a cancelled run is finished by the next one
+                for frames, _, objs in passes:
+                    for obj_id in objs:
+                        self._objects[obj_id].fresh[frames] = False
             total = sum(len(frames) for frames, _, _ in passes)
             done = 0
             for frames, reverse, objs in passes:
