@@ -3,6 +3,8 @@ small synthetic stacks and call counters wrapped around the model."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -15,11 +17,25 @@ IMAGE_SIZE = 128  # model input: small keeps the whole folder quick on a CPU
 
 def make_model(seed: int = 0, **overrides):
     """A random-weight tiny SAM 2.1 at ``IMAGE_SIZE`` whose object-score head
-    leans to "present", so that masks are not all empty."""
+    leans to "present", so that masks are not all empty.
+
+    Its ``encode_image`` remembers the images it has encoded (by content),
+    so that the many sessions of a test module over the same frames share
+    the work; a session still calls it once per frame it needs, which is
+    what the tests count."""
     torch.manual_seed(seed)
     model = build_model(load_config("sam2.1_hiera_tiny", image_size=IMAGE_SIZE, **overrides)).eval()
     with torch.no_grad():
         model.mask_decoder.pred_obj_score_head.layers[2].bias += 1.0
+    encode, seen = model.encode_image, {}
+
+    def encode_image(images):
+        key = hashlib.sha1(images.detach().cpu().numpy().tobytes()).digest()
+        if key not in seen:
+            seen[key] = encode(images)
+        return seen[key]
+
+    model.encode_image = encode_image
     return model
 
 

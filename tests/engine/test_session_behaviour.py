@@ -356,6 +356,32 @@ def test_a_later_run_finishes_a_cancelled_one(model, data):
     assert run(s) == []
 
 
+def _corrected_twice(model, data):
+    """Tracked from frame 0, corrected on frame 3 and re-run (a pass that
+    starts at 3), then corrected on frame 1: frames 4 and 5 read memories of
+    frames 1 and 2 and are out of date although their pass began after 1."""
+    s = StackSession(model, data)
+    s.add_points(1, 0, A, [1])
+    run(s)
+    s.add_points(1, 3, [[15, 18]], [1])
+    assert run(s) == [3, 4, 5]
+    s.add_points(1, 1, [[13, 16], [30, 40]], [1, 0])
+    return s
+
+
+def test_a_cancelled_run_is_finished_exactly_by_the_next_one(model, data):
+    reference = _corrected_twice(model, data)
+    assert run(reference) == [1, 2, 3, 4, 5]
+    s = _corrected_twice(model, data)
+    gen = s.propagate()
+    assert [next(gen)[0], next(gen)[0]] == [1, 2]
+    gen.close()
+    assert run(s) == [3, 4, 5]  # the rest of the cancelled run, nothing more
+    assert np.array_equal(s.labels, reference.labels)
+    for f in range(N):
+        assert torch.equal(s._bank.logits(1, f), reference._bank.logits(1, f)), f
+
+
 # ---------------------------------------------------------------- incremental re-runs
 
 
@@ -384,6 +410,20 @@ def test_a_correction_reruns_only_downstream_frames_without_re_encoding(model, d
     assert np.array_equal(s.labels == 2, before == 2)
     assert s.prompted_frames(1) == [0, k]
     assert run(s, "forward") == []
+
+
+def test_a_correction_after_a_backward_run_reruns_the_frames_below_it(model, data):
+    s = StackSession(model, data)
+    s.add_points(1, N - 1, A, [1])
+    assert run(s, "backward") == list(range(N - 1, -1, -1))
+    before = s.labels.copy()
+    s.add_points(1, 2, [[15, 18]], [1])
+    assert run(s, "backward") == [2, 1, 0]
+    assert np.array_equal(s.labels[3:], before[3:])
+    assert run(s, "backward") == [] and run(s, "forward") == []
+    s.add_points(1, 4, [[15, 18]], [1])  # between two prompted frames
+    # frames 1 and 0 read frame 3's memory: the run goes on past prompted frame 2
+    assert run(s, "backward") == [4, 3, 2, 1, 0]
 
 
 def test_a_new_object_is_covered_by_the_next_run(model, data):
