@@ -302,3 +302,10 @@ def test_generator_not_started_does_not_block(session):
     assert_usable(session)
     gen.close()
     assert_usable(session, obj_id=4, frame=2)
+
+
+def test_negative_history_budget_is_rejected():
+    from napari_sam2.engine import SessionOptions
+
+    with pytest.raises(ValueError, match="history_mb must be >= 0"):
+        SessionOptions(history_mb=-1)

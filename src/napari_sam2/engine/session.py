@@ -52,6 +52,10 @@ class SessionOptions:
     autocast: bool = True
     compile_image_encoder: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.history_mb >= 0:
+            raise ValueError(f"history_mb must be >= 0 MB, got {self.history_mb}")
+
 
 class FrameResult(NamedTuple):
     """One propagated frame: ``logits`` is ``K x H x W`` (float32, original
