@@ -29,6 +29,7 @@ __all__ = [
     "FramePrompt",
     "PromptEdit",
     "box_from_rectangle",
+    "changed_pixels",
     "collect_prompts",
     "data_position",
     "fixed_index",
@@ -36,6 +37,7 @@ __all__ = [
     "infer_axis",
     "labels_shape",
     "labels_view",
+    "layer_indices",
     "next_object_id",
     "plan_prompt_edits",
     "points_to_prompts",
@@ -140,6 +142,30 @@ def labels_view(labels: np.ndarray, axis: int | None, index: Mapping[int, int]) 
     return view
 
 
+def changed_pixels(previous: np.ndarray, labels: np.ndarray):
+    """``(ys, xs, old values, new values)`` of the pixels that differ between
+    two ``Y x X`` label frames."""
+    previous, labels = np.asarray(previous), np.asarray(labels)
+    ys, xs = np.nonzero(previous != labels)
+    return ys, xs, previous[ys, xs], labels[ys, xs]
+
+
+def _index_array(values, n: int) -> np.ndarray:
+    """Indices in the smallest unsigned dtype that holds them (history atoms
+    keep one index array per axis for every changed pixel)."""
+    top = int(np.max(values)) if np.size(values) else 0
+    dtype = np.uint16 if top < 2**16 else np.uint32 if top < 2**32 else np.intp
+    return np.broadcast_to(np.asarray(values, dtype=dtype), (n,)).copy()
+
+
+def layer_indices(frame: int, ys, xs, *, axis: int | None, index: Mapping[int, int], ndim: int) -> tuple:
+    """Fancy indices into the Labels layer's ``ndim`` axes of pixels
+    ``(ys, xs)`` of a session's ``frame``."""
+    n = len(ys)
+    out = [_index_array(frame if a == axis else index[a], n) for a in range(ndim - 2)]
+    return (*out, _index_array(ys, n), _index_array(xs, n))
+
+
 def history_atom(
     frame: int,
     previous: np.ndarray,
@@ -152,15 +178,10 @@ def history_atom(
     """One Labels-layer undo atom ``(indices, old values, new values)`` for
     a frame that changed from ``previous`` to ``labels`` (both ``Y x X``);
     indices are in the layer's ``ndim`` axes. None when nothing changed."""
-    ys, xs = np.nonzero(np.asarray(previous) != np.asarray(labels))
+    ys, xs, old, new = changed_pixels(previous, labels)
     if ys.size == 0:
         return None
-    indices = []
-    for a in range(ndim - 2):
-        value = frame if a == axis else index[a]
-        indices.append(np.full(ys.size, value, dtype=np.intp))
-    indices += [ys.astype(np.intp), xs.astype(np.intp)]
-    return tuple(indices), np.asarray(previous)[ys, xs].copy(), np.asarray(labels)[ys, xs].copy()
+    return layer_indices(frame, ys, xs, axis=axis, index=index, ndim=ndim), old, new
 
 
 def next_object_id(labels: np.ndarray | None, objects: Iterable[int] = ()) -> int:
