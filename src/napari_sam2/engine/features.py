@@ -33,7 +33,7 @@ class CacheBudget:
     folder is made when ``disk_dir`` is None and ``disk_mb > 0``).
     """
 
-    ram_mb: float = 1024.0
+    ram_mb: float = 512.0
     disk_mb: float = 0.0
     disk_dir: str | os.PathLike | None = None
 

@@ -37,8 +37,7 @@ class RopeAttention(Attention):
         q = self.rope.rotate(q)
         if n_rope > 0:
             repeats = n_rope // q.shape[-2]
-            rotated = self.rope.rotate(k[:, :, :n_rope], repeats=repeats)
-            k = torch.cat([rotated, k[:, :, n_rope:]], dim=2)
+            k[:, :, :n_rope] = self.rope.rotate(k[:, :, :n_rope], repeats=repeats)
         return self.attend(q, k, v)
 
 

@@ -144,14 +144,15 @@ class AxialRope(nn.Module):
         """Rotate ``B x heads x (repeats * N) x dim`` by the grid positions.
 
         With ``repeats > 1`` the same ``N``-token grid is applied to each
-        consecutive block of ``N`` tokens (memories of several frames).
+        consecutive block of ``N`` tokens (memories of several frames); the
+        tables are broadcast over the blocks, not copied.
         """
         n = x.shape[-2] // repeats
-        cos, sin = self.tables_for(n)
-        if repeats > 1:
-            cos, sin = cos.repeat(repeats, 1), sin.repeat(repeats, 1)
-        orig_dtype = x.dtype
-        pairs = x.float().reshape(*x.shape[:-1], -1, 2)  # (..., L, dim/2, 2)
-        a, b = pairs[..., 0], pairs[..., 1]
-        out = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)
-        return out.flatten(-2).to(orig_dtype)
+        cos, sin = self.tables_for(n)  # (N, dim/2)
+        pairs = x.float().reshape(*x.shape[:-2], repeats, n, -1, 2)  # (..., r, N, dim/2, 2)
+        if x.device.type == "mps":  # no complex numbers there: rotate with real arithmetic
+            a, b = pairs[..., 0], pairs[..., 1]
+            out = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)
+        else:  # one complex multiply per pair
+            out = torch.view_as_real(torch.view_as_complex(pairs) * torch.complex(cos, sin))
+        return out.reshape(x.shape).to(x.dtype)
