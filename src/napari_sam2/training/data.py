@@ -29,16 +29,18 @@ from ..synthetic import (
 )
 
 HELD_OUT_SEED_BASE = 1_000_000_000
-MIN_AREA = 24  # pixels (original resolution) for an object to be chosen
+MIN_AREA = 48  # pixels (original resolution) for an object to be chosen
 
 
 class TrainSequence(NamedTuple):
     """``images``: ``T x 3 x S x S`` normalised model inputs;
     ``masks``: ``T x K x S x S`` float ground truth at model resolution;
+    ``foreground``: ``T x 1 x S x S`` every object's pixels (an auxiliary target);
     ``kind``: "timelapse" or "zstack"."""
 
     images: torch.Tensor
     masks: torch.Tensor
+    foreground: torch.Tensor
     kind: str
 
 
@@ -49,15 +51,20 @@ def _window(stack: Synthetic, start: int, length: int, reverse: bool) -> tuple[n
     return stack.image[idx], stack.labels[idx]
 
 
-def _to_model(image: np.ndarray, labels: np.ndarray, ids: list[int], size: int) -> TrainSequence:
+def _resized(masks: torch.Tensor, size: int) -> torch.Tensor:
+    if masks.shape[-2:] == (size, size):
+        return masks
+    masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
+    return (masks >= 0.5).float()
+
+
+def _to_model(image: np.ndarray, labels: np.ndarray, ids: list[int], size: int):
     source = FrameSource(image)
     images = torch.cat([source.model_input(i, size) for i in range(len(image))], dim=0)
     lab = torch.from_numpy(labels.astype(np.int64))  # (T, H, W)
     masks = torch.stack([(lab == i).float() for i in ids], dim=1)  # (T, K, H, W)
-    if masks.shape[-2:] != (size, size):
-        masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
-        masks = (masks >= 0.5).float()
-    return images, masks
+    foreground = (lab > 0).float()[:, None]  # (T, 1, H, W)
+    return images, _resized(masks, size), _resized(foreground, size)
 
 
 def sample_sequence(
@@ -94,5 +101,5 @@ def sample_sequence(
     else:
         return None
     chosen = list(rng.choice(ok, size=min(max_objects, len(ok)), replace=False))
-    images, masks = _to_model(image, labels, chosen, image_size)
-    return TrainSequence(images, masks, kind)
+    images, masks, foreground = _to_model(image, labels, chosen, image_size)
+    return TrainSequence(images, masks, foreground, kind)

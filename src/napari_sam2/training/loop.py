@@ -19,11 +19,11 @@ import torch.nn.functional as F
 
 from ..checkpoints import save_checkpoint
 from ..config import load_config
-from ..model import FrameFeatures, build_model, read_memory
+from ..model import FrameFeatures, PointPrompts, build_model, read_memory
 from .data import TrainSequence, sample_sequence
 from .evaluate import evaluate
 from .losses import sam_losses
-from .prompts import correction_click, first_click, noisy_box, to_prompts
+from .prompts import correction_click, first_click, noisy_box
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class TrainConfig:
     pool_size: int = 16  # generated sequences kept and reused
     refresh_per_step: int = 2  # new sequences drawn into the pool each step
     loss_size: int = 128  # masks are compared with the ground truth at this size
+    foreground_aux: bool = True  # auxiliary all-objects loss on the stride-4 features
+    dice_weight: float = 5.0  # SAM 2 uses 1; see losses.py
     eval_every: int = 250
     log_every: int = 10
     threads: int = 1  # one thread: faster than two on a shared 2-core machine
@@ -72,10 +74,23 @@ def _upsampled(low: torch.Tensor, size: int) -> np.ndarray:
     return (up[0, 0] > 0).cpu().numpy()
 
 
-def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.random.Generator):
-    """Loss of one batch of sequences; returns (total, dict of parts)."""
+def _batched_points(coords: list[list], labels: list[list], device) -> PointPrompts:
+    return PointPrompts(
+        torch.tensor(coords, dtype=torch.float32, device=device),
+        torch.tensor(labels, dtype=torch.int32, device=device),
+    )
+
+
+def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.random.Generator,
+                  probe: torch.nn.Module | None = None):
+    """Loss of one batch of sequences; returns (total, dict of parts).
+
+    ``probe``: an optional 1x1 convolution on the stride-4 decoder features
+    that learns every object's pixels (an auxiliary loss that teaches the
+    image encoder what a cell is early on; it is not part of the model)."""
     t_len = cfg.num_frames
     s = model.image_size
+    device = next(model.parameters()).device
     images = torch.cat([seq.images for seq in batch], dim=0)  # (B*T, 3, S, S)
     feats = model.encode_image(images)
     terms, parts = [], {"focal": 0.0, "dice": 0.0, "iou": 0.0, "score": 0.0}
@@ -83,66 +98,91 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
 
     def add(head, target):
         nonlocal n_terms
-        lp = sam_losses(head.multimask_logits, head.ious, head.object_score_logits, target)
+        lp = sam_losses(head.multimask_logits, head.ious, head.object_score_logits, target,
+                        dice_weight=cfg.dice_weight)
         terms.append(lp.total)
         for key in parts:
             parts[key] += float(getattr(lp, key))
         n_terms += 1
 
-    if cfg.loss_size != s:
-        batch = [
-            seq._replace(masks=(F.interpolate(seq.masks, size=(cfg.loss_size,) * 2, mode="bilinear",
-                                              align_corners=False) >= 0.5).float())
-            for seq in batch
-        ]
-    owners: list[int] = []  # batch row of each object
-    cond_feats, cond_ptrs = [], []
-    for b, seq in enumerate(batch):
-        f0 = _frame(feats, [b * t_len])
-        for k in range(seq.masks.shape[1]):
-            gt = seq.masks[0, k]
-            gt_np = gt.numpy() > 0
-            target = gt[None, None]
-            scale = s / gt.shape[-1]  # loss-resolution pixels -> model pixels
-            kind = rng.uniform()
-            if kind < cfg.p_mask:
-                full = F.interpolate(target, size=(s, s), mode="nearest")
-                step = model.track_step(f0, readout=None, mask=full, encode_memory=False)
-                head, from_points = step.head, False
+    size = cfg.loss_size
+    masks = [_resized(seq.masks, size) for seq in batch]  # each (T, K, L, L)
+    aux = None
+    if probe is not None and feats.high_res is not None:
+        fg = torch.cat([_resized(seq.foreground, size) for seq in batch], dim=0)  # (B*T, 1, L, L)
+        logit = F.interpolate(probe(feats.high_res[0]), size=(size, size), mode="bilinear", align_corners=False)
+        aux = F.binary_cross_entropy_with_logits(logit, fg)
+        terms.append(aux)
+    scale = s / size  # loss-resolution pixels -> model pixels
+
+    # objects, in batch order; the first frame is prompted per object
+    owners = [b for b, m in enumerate(masks) for _ in range(m.shape[1])]
+    gts = torch.cat([m[0] for m in masks], dim=0)  # (N, L, L)
+    n = len(owners)
+    kinds = rng.uniform(size=n)
+    heads: list = [None] * n
+    mask_objs = [i for i in range(n) if kinds[i] < cfg.p_mask]
+    box_objs = [i for i in range(n) if cfg.p_mask <= kinds[i] < cfg.p_mask + cfg.p_box]
+    click_objs = [i for i in range(n) if kinds[i] >= cfg.p_mask + cfg.p_box]
+    if mask_objs:
+        full = F.interpolate(gts[mask_objs][:, None], size=(s, s), mode="nearest")
+        f0 = _frame(feats, [owners[i] * t_len for i in mask_objs])
+        head = model.track_step(f0, readout=None, mask=full, encode_memory=False).head
+        for j, i in enumerate(mask_objs):
+            heads[i] = _row(head, j)
+    for group, first in ((box_objs, "box"), (click_objs, "click")):
+        if not group:
+            continue
+        coords, labels = [], []
+        for i in group:
+            gt_np = gts[i].numpy() > 0
+            if first == "box":
+                box = noisy_box(gt_np, rng) * scale
+                coords.append([box[:2].tolist(), box[2:].tolist()])
+                labels.append([2, 3])
             else:
-                if kind < cfg.p_mask + cfg.p_box:
-                    box = noisy_box(gt_np, rng) * scale
-                    coords, labels = [box[:2].tolist(), box[2:].tolist()], [2, 3]
-                else:
-                    coords, labels = [[c * scale for c in first_click(gt_np, rng)]], [1]
-                points = to_prompts(coords, labels, images.device)
-                head = model.track_step(f0, readout=None, points=points, encode_memory=False).head
-                add(head, target)
-                for _ in range(int(rng.integers(0, cfg.max_corrections + 1))):
-                    click = correction_click(_upsampled(head.low_res, gt.shape[-1]), gt_np, rng)
-                    if click is None:
-                        break
-                    coords.append([c * scale for c in click[0]])
-                    labels.append(click[1])
-                    points = to_prompts(coords, labels, images.device)
-                    head = model.track_step(
-                        f0, readout=None, points=points, prev_logits=head.low_res.detach(),
-                        encode_memory=False,
-                    ).head
-                    add(head, target)
-                from_points = True
-            memory = model.encode_memory(
-                f0.embedding, head.high_res, head.object_score_logits, from_points=from_points
-            )
-            owners.append(b)
-            cond_feats.append(memory)
-            cond_ptrs.append(head.obj_ptr)
+                coords.append([[c * scale for c in first_click(gt_np, rng)]])
+                labels.append([1])
+        members = list(range(len(group)))
+        prev = None
+        for _ in range(1 + int(rng.integers(0, cfg.max_corrections + 1))):
+            rows = [group[j] for j in members]
+            f0 = _frame(feats, [owners[i] * t_len for i in rows])
+            points = _batched_points([coords[j] for j in members], [labels[j] for j in members], device)
+            head = model.track_step(f0, readout=None, points=points, prev_logits=prev, encode_memory=False).head
+            add(head, gts[rows][:, None])
+            for k, i in enumerate(rows):
+                heads[i] = _row(head, k)
+            # corrective clicks where the mask is still wrong
+            keep, keep_rows = [], []
+            for k, j in enumerate(members):
+                i = group[j]
+                click = correction_click(_upsampled(heads[i].low_res, size), gts[i].numpy() > 0, rng)
+                if click is not None:
+                    coords[j].append([c * scale for c in click[0]])
+                    labels[j].append(click[1])
+                    keep.append(j)
+                    keep_rows.append(k)
+            if not keep:
+                break
+            prev = head.low_res.detach()[keep_rows]
+            members = keep
+    # while training, memories always come from sigmoid masks (no binarising)
+    f0 = _frame(feats, [b * t_len for b in owners])
+    cond_memory = model.encode_memory(
+        f0.embedding,
+        torch.cat([h.high_res for h in heads]),
+        torch.cat([h.object_score_logits for h in heads]),
+        from_points=False,
+    )
+    cond_feats = [cond_memory]
+    cond_ptrs = [torch.cat([h.obj_ptr for h in heads])]
 
     cond = {0: _Entry(torch.cat(cond_feats), torch.cat(cond_ptrs))}
     recent: dict[int, _Entry] = {}
     # a virtual stack length, so pointer offsets are scaled as in real stacks
     virtual_len = int(rng.integers(t_len, 41))
-    targets = torch.cat([seq.masks for seq in batch], dim=1)  # (T, N, S, S)
+    targets = torch.cat(masks, dim=1)  # (T, N, L, L)
     for t in range(1, t_len):
         ft = _frame(feats, [b * t_len + t for b in owners])
         readout = read_memory(t, cond, recent, config=model.config.tracking, num_frames=virtual_len, reverse=False)
@@ -151,7 +191,21 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
         recent[t] = _Entry(step.memory, step.head.obj_ptr)
 
     total = torch.stack(terms).mean()
-    return total, {k: v / max(n_terms, 1) for k, v in parts.items()}
+    out = {k: v / max(n_terms, 1) for k, v in parts.items()}
+    if aux is not None:
+        out["foreground"] = float(aux.detach())
+    return total, out
+
+
+def _row(head, i: int):
+    """Object ``i`` of a batched head output, keeping the batch dimension."""
+    return type(head)(*(t[i:i + 1] for t in head))
+
+
+def _resized(masks: torch.Tensor, size: int) -> torch.Tensor:
+    if masks.shape[-1] == size:
+        return masks
+    return (F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False) >= 0.5).float()
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
@@ -169,7 +223,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
 
         model.load_state_dict(load_model(cfg.init, device="cpu").state_dict())
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    dim = model.config.neck.d_model
+    probe = torch.nn.Conv2d(dim // 8, 1, kernel_size=1) if cfg.foreground_aux else None
+    params = list(model.parameters()) + (list(probe.parameters()) if probe is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     size = model.image_size
     pool: list[TrainSequence] = []
 
@@ -195,10 +252,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
             batch = [pool[i] for i in rng.choice(len(pool), size=cfg.batch_size, replace=False)]
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, cfg)
-            loss, parts = sequence_loss(model, batch, cfg, rng)
+            loss, parts = sequence_loss(model, batch, cfg, rng, probe)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             if step % cfg.log_every == 0:
                 rec = {"step": step, "loss": float(loss.detach()), **parts, "lr": _lr_at(step, cfg),

@@ -8,7 +8,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-# SAM 2's weights: mask (focal) 20, dice 1, IoU 1, object score 1
+# SAM 2's weights: mask (focal) 20, dice 1, IoU 1, object score 1. Trained
+# from scratch, a small model learns masks much sooner with dice weighted
+# higher (measured: dice loss 0.70 vs 0.84 after 160 steps with weight 5 vs 1),
+# so the training loop passes its own dice weight.
 FOCAL_WEIGHT, DICE_WEIGHT, IOU_WEIGHT, SCORE_WEIGHT = 20.0, 1.0, 1.0, 1.0
 
 
@@ -52,6 +55,8 @@ def sam_losses(
     iou_pred: torch.Tensor,
     object_score: torch.Tensor,
     target: torch.Tensor,
+    *,
+    dice_weight: float = DICE_WEIGHT,
 ) -> LossParts:
     """``low_res_logits``: ``N x M x h x w`` candidate masks; ``iou_pred``: ``N x M``;
     ``object_score``: ``N x 1``; ``target``: ``N x 1 x S x S`` in {0, 1}.
@@ -65,7 +70,7 @@ def sam_losses(
     present = target.flatten(1).amax(-1) > 0  # (N,)
     focal = focal_loss(logits, target)
     dice = dice_loss(logits, target)
-    combined = FOCAL_WEIGHT * focal + DICE_WEIGHT * dice  # (N, M)
+    combined = FOCAL_WEIGHT * focal + dice_weight * dice  # (N, M)
     best = combined.argmin(dim=1)
     rows = torch.arange(len(best), device=best.device)
     w = present.float()
@@ -76,5 +81,5 @@ def sam_losses(
         actual = mask_iou(logits, target)
     iou_l = ((iou_pred.float() - actual).abs().mean(-1) * w).sum() / denom
     score_l = F.binary_cross_entropy_with_logits(object_score.float().reshape(-1), w)
-    total = FOCAL_WEIGHT * focal_b + DICE_WEIGHT * dice_b + IOU_WEIGHT * iou_l + SCORE_WEIGHT * score_l
+    total = FOCAL_WEIGHT * focal_b + dice_weight * dice_b + IOU_WEIGHT * iou_l + SCORE_WEIGHT * score_l
     return LossParts(total, focal_b.detach(), dice_b.detach(), iou_l.detach(), score_l.detach())
