@@ -46,6 +46,7 @@ class TrainConfig:
     loss_size: int = 128  # masks are compared with the ground truth at this size
     foreground_aux: bool = True  # auxiliary all-objects loss on the stride-4 features
     dice_weight: float = 5.0  # SAM 2 uses 1; see losses.py
+    aligned_init_gain: float = 2.0  # see align_prompt_attention (0 = PyTorch's default init)
     eval_every: int = 250
     log_every: int = 10
     threads: int = 1  # one thread: faster than two on a shared 2-core machine
@@ -60,6 +61,29 @@ class _Entry(NamedTuple):
 def _frame(feats: FrameFeatures, rows) -> FrameFeatures:
     hr = None if feats.high_res is None else tuple(h[rows] for h in feats.high_res)
     return FrameFeatures(feats.embedding[rows], hr)
+
+
+def align_prompt_attention(model, gain: float) -> None:
+    """Initialise the decoder's token<->image attentions with equal query and
+    key projections (orthogonal, scaled by ``gain``).
+
+    Queries and keys then compare the prompts' position encodings with the
+    image's directly, so a click attends to the image where it was made from
+    the first step. With PyTorch's default init a small model trained from
+    scratch first learns prompt-independent masks and stays there for
+    hundreds of steps (measured: masks of two different clicks overlapping
+    ~100% after 200 steps, vs ~1% with this init).
+    """
+    tr = model.mask_decoder.transformer
+    attentions = [tr.final_attn_token_to_image]
+    for layer in tr.layers:
+        attentions += [layer.cross_attn_token_to_image, layer.cross_attn_image_to_token]
+    with torch.no_grad():
+        for att in attentions:
+            torch.nn.init.orthogonal_(att.q_proj.weight, gain=gain)
+            att.k_proj.weight.copy_(att.q_proj.weight)
+            att.q_proj.bias.zero_()
+            att.k_proj.bias.zero_()
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
@@ -222,6 +246,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
         from ..checkpoints import load_model
 
         model.load_state_dict(load_model(cfg.init, device="cpu").state_dict())
+    elif cfg.aligned_init_gain > 0:
+        align_prompt_attention(model, cfg.aligned_init_gain)
     model.train()
     dim = model.config.neck.d_model
     probe = torch.nn.Conv2d(dim // 8, 1, kernel_size=1) if cfg.foreground_aux else None
