@@ -99,3 +99,11 @@ def notifications():
             return [n for n in self.all if getattr(n, "exception", None) is not None]
 
     return Recorded()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model, tmp_path_factory):
+    """``tiny_model`` saved as a checkpoint file (loadable by path)."""
+    from napari_sam2 import save_checkpoint
+
+    return save_checkpoint(tiny_model, tmp_path_factory.mktemp("checkpoints") / "tiny_random.pt")

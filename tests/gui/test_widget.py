@@ -8,7 +8,6 @@ stays untouched, undo, stop, and that errors become notifications.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 WIDGET = ("napari-sam2", "SAM 2 segment & track")
 UNTRACKED = 9  # a hand-painted label that no object owns

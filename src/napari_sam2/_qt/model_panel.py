@@ -35,12 +35,13 @@ class _Relay(QObject):
 class ModelPanel(QGroupBox):
     """Model name or checkpoint file, device, input size, and a Load button.
 
-    Emits ``loaded(model, description)`` in the main thread, and
-    ``failed(message)`` when loading or downloading fails.
+    Emits ``loaded(model, description)`` in the main thread, or
+    ``failed(message)`` when loading or downloading fails; then ``finished()``.
     """
 
     loaded = Signal(object, str)
     failed = Signal(str)
+    finished = Signal()  # after loaded/failed, once the panel is idle again
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Model", parent)
@@ -178,3 +179,4 @@ class ModelPanel(QGroupBox):
         self._worker = None
         self.load_button.setEnabled(True)
         self.progress.setVisible(False)
+        self.finished.emit()

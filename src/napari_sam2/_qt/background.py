@@ -1,0 +1,258 @@
+"""The widget's background work: one model task at a time in napari's
+``thread_worker`` (build/sync the session and decode clicks, encode the
+current slice, clear objects, propagate), each write recorded as one undo
+step of the Labels layer.
+
+A mixin of :class:`napari_sam2._widget.SAM2Widget`, which holds the state.
+Order of priority when idle: clear objects > apply prompt changes >
+propagate > prepare the current slice.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from qtpy.QtCore import QTimer
+
+from ..layers import data_position, fixed_index, layer_indices
+from .controls import HELP
+from .jobs import Counter, Stack, SyncJob, clear_work, image_snapshot, sync_work, with_progress
+from .tasks import Failure, run_function, run_generator
+
+
+class BackgroundWork:
+    """Scheduling and running model work (a mixin of the widget)."""
+
+    def _schedule_sync(self) -> None:
+        self._sync_timer.start()
+
+    def _request_sync(self) -> None:
+        self._want_sync = True
+        self._kick()
+
+    def _on_dims(self, event=None) -> None:
+        if self._image is not None and self._propagation is None:
+            self._prepare_timer.start()
+
+    def _request_prepare(self) -> None:
+        self._want_prepare = True
+        self._kick()
+
+    def _current_stack(self) -> Stack | None:
+        if self._model is None or not self._ensure_layers():
+            return None
+        index = fixed_index(self._position(), self._image_shape(), self._axis)
+        return Stack(self._image, self._labels, self._model, self._axis, tuple(sorted(index.items())))
+
+    def _forget_session(self) -> None:
+        """Drop the session (a new one is built, and the prompts replayed, on
+        the next need); a worker still using the old one finishes unseen."""
+        self._generation += 1
+        self._session = None
+        self._stack = None
+        self._applied = {}
+
+    def _kick(self) -> None:
+        """Start the next piece of background work, if none is running."""
+        if self._closed or self._task is not None or self._propagation is not None:
+            return
+        if self._model is None and self.model_panel.busy:
+            return  # a model is loading: what is asked for runs once it is there
+        stack = self._current_stack()
+        if stack is None:
+            if self._want_propagate is not None and self._model is None:
+                self._error("load a model first")
+            self._want_propagate = None
+            self._want_sync = self._want_prepare = False
+            self._want_clear = []
+            self._update_buttons()
+            return
+        if not stack.same(self._stack):
+            self._session, self._applied = None, {}
+            self._want_sync = self._want_sync or self._want_prepare or self._want_propagate is not None
+        if self._want_clear and self._session is not None:
+            objects, self._want_clear = self._want_clear, []
+            self._start_clear(objects)
+        elif self._want_sync or self._sync_timer.isActive():
+            self._sync_timer.stop()
+            self._want_sync = False
+            self._start_sync(stack)
+        elif self._want_propagate is not None:
+            request, self._want_propagate = self._want_propagate, None
+            self._want_clear = []
+            self._start_propagation(*request)
+        elif self._want_prepare:
+            self._want_prepare = False
+            self._want_clear = []
+            self._start_prepare()
+        else:
+            self._want_clear = []
+        self._update_buttons()
+
+    def _task_finished(self) -> None:
+        self._task = None
+        self._kick()
+
+    # ---------------------------------------------------------------- sync
+    def _start_sync(self, stack: Stack) -> None:
+        axis, index = stack.axis, dict(stack.index)
+        try:
+            wanted = self._wanted_prompts(axis, index)
+        except Exception as exc:
+            self._error(f"cannot read the prompts: {exc}")
+            return
+        session = self._session if stack.same(self._stack) else None
+        if session is not None and wanted == self._applied:
+            return self._kick_later()
+        job = SyncJob(
+            stack=stack,
+            session=session,
+            image=image_snapshot(self._image),
+            labels=self._labels.data,
+            position=tuple(self._position()),
+            applied=self._applied if session is not None else {},
+            wanted=wanted,
+            generation=self._generation,
+        )
+        if session is None:
+            self._set_status("Preparing the stack…")
+        self._task = run_function(sync_work, job, self._model, done=self._on_synced, finished=self._task_finished)
+
+    def _kick_later(self) -> None:
+        QTimer.singleShot(0, self._kick)
+
+    def _on_synced(self, result) -> None:
+        if isinstance(result, Failure):
+            self._want_propagate = None
+            self._error(result.message)
+            return
+        job = result.job
+        self._record(result.changes, job.stack)
+        if job.generation == self._generation and job.stack.same(self._current_stack()):
+            self._session, self._stack, self._applied = result.session, job.stack, result.applied
+        for message in result.errors:
+            self._error(message)
+        if result.changes:
+            self._set_status(f"Segmented frame {', '.join(str(c[0]) for c in result.changes)}")
+
+    def _record(self, changes, stack: Stack) -> None:
+        """One undo step for frames written by a click/box/clear."""
+        for frame, previous, labels in changes:
+            self._history.add_frame(frame, previous, labels)
+        self._commit(stack)
+
+    def _commit(self, stack: Stack) -> bool:
+        """Record the collected changes as one undo step of the labels layer."""
+        axis, index, ndim = stack.axis, dict(stack.index), stack.labels.ndim
+
+        def to_indices(frame, ys, xs):
+            return layer_indices(frame, ys, xs, axis=axis, index=index, ndim=ndim)
+
+        return self._history.commit(stack.labels, to_indices, key=(stack.axis, stack.index))
+
+    # ---------------------------------------------------------------- prepare
+    def _start_prepare(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        frame = self._current_frame()
+        if session.is_prepared(frame):
+            return
+        self._set_status(f"Computing image features of frame {frame}…")
+        started = time.monotonic()
+
+        def done(result):
+            if isinstance(result, Failure):
+                self._error(f"could not encode frame {frame}: {result.message}")
+            else:
+                self._set_status(f"Frame {frame} ready ({time.monotonic() - started:.1f} s). " + HELP)
+
+        self._task = run_function(session.prepare_frame, frame, done=done, finished=self._task_finished)
+
+    # ---------------------------------------------------------------- clear
+    def _start_clear(self, objects: list[int]) -> None:
+        session, stack = self._session, self._stack
+
+        def done(result):
+            if isinstance(result, Failure):
+                self._error(f"could not clear: {result.message}")
+                return
+            for frame, ys, xs, obj, width in result.pixels:
+                old = np.full(len(ys), obj, dtype=stack.labels.data.dtype)
+                self._history.add_pixels(frame, ys, xs, old, np.zeros_like(old), width=width)
+            self._commit(stack)
+            self._applied = {k: v for k, v in self._applied.items() if k[0] not in objects}
+
+        self._task = run_function(clear_work, session, objects, done=done, finished=self._task_finished)
+
+    # ---------------------------------------------------------------- propagate
+    def _start_propagation(self, direction: str, start, stop) -> None:
+        session, stack = self._session, self._stack
+        if session is None:
+            self._error("nothing to propagate: add a point or a box first")
+            return
+        counter = Counter()
+        try:
+            undone = self._history.undone_frames(stack.labels, (stack.axis, stack.index))
+            if undone:
+                session.mark_stale(sorted(undone))
+            results = session.propagate_results(direction, start, stop, progress=counter)
+        except Exception as exc:
+            self._error(str(exc))
+            return
+        self._stopping = False
+        self.progress.setRange(0, 0)
+        self._set_status(f"Propagating {direction}…")
+        worker = run_generator(
+            with_progress, results, counter, yielded=self._on_frame, finished=self._on_propagation_finished
+        )
+        self._propagation = (worker, stack)
+        self._update_buttons()
+
+    def _on_frame(self, item) -> None:
+        if self._propagation is None:
+            return
+        if isinstance(item, Failure):
+            self._error(f"propagation failed: {item.message}")
+            return
+        result, done, total = item
+        stack = self._propagation[1]
+        layer = stack.labels
+        self._history.add_frame(result.frame, result.previous, result.labels)
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        if self._stopping:
+            return
+        self._set_status(f"Propagating: frame {result.frame} ({done} of {total})")
+        if self.follow_box.isChecked() and stack.axis is not None and stack.image in self.viewer.layers:
+            self._show_frame(stack, result.frame)
+        elif self._current_frame() == result.frame:
+            layer.refresh()
+
+    def _show_frame(self, stack: Stack, frame: int) -> None:
+        image = stack.image
+        pos = list(data_position(self._position(), self._image_shape()))
+        pos[stack.axis] = frame
+        world = image.data_to_world(pos)
+        axis = self.viewer.dims.ndim - image.ndim + stack.axis
+        self.viewer.dims.set_point(axis, world[stack.axis])
+        stack.labels.refresh()
+
+    def _on_propagation_finished(self) -> None:
+        worker, stack = self._propagation
+        self._propagation = None
+        stopped = self._stopping
+        self._stopping = False
+        self._commit(stack)
+        done, total = self.progress.value(), self.progress.maximum()
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        if stopped:
+            self._set_status(f"Stopped after {done} of {total} frames (Ctrl-Z in the labels layer undoes it)")
+        elif not self.status.text().startswith("Error"):
+            self._set_status(f"Propagated {done} frames (Ctrl-Z in the labels layer undoes it)")
+        self._update_buttons()
+        self._want_prepare = True
+        self._kick()

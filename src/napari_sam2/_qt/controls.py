@@ -1,0 +1,135 @@
+"""The widget's controls (layout only; behaviour lives in ``_widget``)."""
+
+from __future__ import annotations
+
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .model_panel import ModelPanel
+from .object_list import ObjectList
+
+NEW_LABELS = "New labels layer"
+HELP = (
+    "Click: positive point · Shift-click: negative · "
+    "drag a rectangle in the boxes layer: box. Prompts go to the selected object."
+)
+
+
+class Controls(QWidget):
+    """Image, labels and axis choices; the model panel; the object list;
+    propagation buttons, range, progress and Stop; Reset; a status line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._build_ui()
+
+    def _build_ui(self) -> None:
+        self.image_box = QComboBox()
+        self.labels_box = QComboBox()
+        self.axis_box = QComboBox()
+        self.image_box.setToolTip("The image or stack to segment")
+        self.labels_box.setToolTip("Where masks are written (a new layer, or one of the same shape)")
+        self.axis_box.setToolTip(
+            "The axis to track along; other axes stay at the viewer's current position"
+        )
+        data_form = QFormLayout()
+        data_form.addRow("Image", self.image_box)
+        data_form.addRow("Labels", self.labels_box)
+        data_form.addRow("Track along", self.axis_box)
+
+        self.model_panel = ModelPanel()
+
+        objects = QGroupBox("Objects")
+        self.object_list = ObjectList()
+        self.new_button = QPushButton("New object")
+        self.clear_button = QPushButton("Clear object")
+        self.delete_button = QPushButton("Delete object")
+        self.clear_button.setToolTip("Remove the selected object's prompts and its masks on every frame")
+        self.delete_button.setToolTip("Clear the selected object and remove it from the list")
+        self.negative_box = QCheckBox("Negative clicks (or hold Shift)")
+        hint = QLabel(HELP)
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: gray;")
+        rows = QGridLayout(objects)
+        rows.addWidget(self.object_list, 0, 0, 1, 3)
+        rows.addWidget(self.new_button, 1, 0)
+        rows.addWidget(self.clear_button, 1, 1)
+        rows.addWidget(self.delete_button, 1, 2)
+        rows.addWidget(self.negative_box, 2, 0, 1, 3)
+        rows.addWidget(hint, 3, 0, 1, 3)
+
+        track = QGroupBox("Propagate")
+        self.backward_button = QPushButton("◀ Backward")
+        self.both_button = QPushButton("Both")
+        self.forward_button = QPushButton("Forward ▶")
+        self.range_box = QCheckBox("Only frames")
+        self.start_box = QSpinBox()
+        self.stop_box = QSpinBox()
+        self.follow_box = QCheckBox("Show each frame as it is tracked")
+        self.follow_box.setChecked(True)
+        self.stop_button = QPushButton("Stop")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m frames")
+        self.progress.setValue(0)
+        grid = QGridLayout(track)
+        grid.addWidget(self.backward_button, 0, 0)
+        grid.addWidget(self.both_button, 0, 1)
+        grid.addWidget(self.forward_button, 0, 2)
+        span = QHBoxLayout()
+        span.addWidget(self.range_box)
+        span.addWidget(self.start_box)
+        span.addWidget(QLabel("to"))
+        span.addWidget(self.stop_box)
+        grid.addLayout(span, 1, 0, 1, 3)
+        grid.addWidget(self.follow_box, 2, 0, 1, 3)
+        grid.addWidget(self.progress, 3, 0, 1, 2)
+        grid.addWidget(self.stop_button, 3, 2)
+
+        self.reset_button = QPushButton("Reset (forget all objects and prompts)")
+        self.status = QLabel("Choose an image and load a model")
+        self.status.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(data_form)
+        layout.addWidget(self.model_panel)
+        layout.addWidget(objects)
+        layout.addWidget(track)
+        layout.addWidget(self.reset_button)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+    def enable(self, *, have_image: bool, running: bool, stopping: bool) -> None:
+        """Enable what can be used now (while propagating: only Stop)."""
+        for button in (self.forward_button, self.backward_button, self.both_button,
+                       self.new_button, self.reset_button):
+            button.setEnabled(have_image and not running)
+        self.stop_button.setEnabled(running and not stopping)
+        has_object = self.object_list.current_id is not None
+        for button in (self.clear_button, self.delete_button):
+            button.setEnabled(have_image and not running and has_object)
+        for widget in (self.image_box, self.labels_box, self.model_panel):
+            widget.setEnabled(not running)
+        self.axis_box.setEnabled(not running and self.axis_box.count() > 1)
+        self.start_box.setEnabled(self.range_box.isChecked())
+        self.stop_box.setEnabled(self.range_box.isChecked())
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _error(self, message: str) -> None:
+        """A napari error notification (no traceback) and the status line."""
+        show_error(f"SAM 2: {message}")
+        self._set_status(f"Error: {message}")

@@ -1,0 +1,139 @@
+"""Work done in worker threads, and what is handed to and from them.
+
+Nothing here touches Qt or a napari layer: a job carries plain arrays and a
+:class:`~napari_sam2.StackSession`; results go back to the main thread,
+which updates the layers.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..layers import FramePrompt, plan_prompt_edits, session_for_layer
+
+
+class Stack(NamedTuple):
+    """What a session is built for; a session is rebuilt when it changes."""
+
+    image: object
+    labels: object
+    model: object
+    axis: int | None
+    index: tuple
+
+    def same(self, other) -> bool:
+        return (
+            other is not None
+            and self.image is other.image
+            and self.labels is other.labels
+            and self.model is other.model
+            and self.axis == other.axis
+            and self.index == other.index
+        )
+
+
+class SyncJob(NamedTuple):
+    stack: Stack
+    session: object  # the current session, or None to build one
+    image: object  # a snapshot of what session_for_layer reads
+    labels: object  # the Labels layer's array
+    position: tuple
+    applied: dict
+    wanted: dict
+    generation: int
+
+
+class SyncResult(NamedTuple):
+    job: SyncJob
+    session: object
+    applied: dict
+    changes: list  # (frame, previous, labels)
+    errors: list
+
+
+class ClearResult(NamedTuple):
+    session: object
+    pixels: list  # (frame, ys, xs, object id, frame width)
+
+
+class Counter:
+    """Frames done / total, set by the engine's progress callback."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
+def with_progress(results, counter: Counter):
+    try:
+        for result in results:
+            yield result, counter.done, counter.total
+    finally:
+        results.close()
+
+
+def image_snapshot(layer):
+    class _Snapshot:
+        pass
+
+    snap = _Snapshot()
+    snap.data = layer.data[0] if layer.multiscale else layer.data
+    snap.multiscale = False
+    snap.rgb = bool(layer.rgb)
+    snap.ndim = layer.ndim
+    snap.axis_labels = tuple(layer.axis_labels)
+    return snap
+
+
+def sync_work(job: SyncJob, model) -> SyncResult:
+    """Worker: build the session if needed, apply the prompt edits, decode the
+    changed frames (instant when their image features are cached)."""
+    session = job.session
+    if session is None:
+        session = session_for_layer(
+            model, job.image, job.position, axis=job.stack.axis, labels=job.labels
+        )
+    applied = dict(job.applied)
+    errors, frames = [], set()
+    known = set(session.object_ids)
+    for edit in plan_prompt_edits(applied, job.wanted):
+        key = (edit.obj, edit.frame)
+        applied[key] = job.wanted.get(key, FramePrompt())
+        frames.add(edit.frame)
+        try:
+            if edit.kind in ("replace", "clear") and edit.obj in known:
+                session.clear_frame(edit.obj, edit.frame)
+            if edit.prompt.box is not None:
+                session.add_box(edit.obj, edit.frame, edit.prompt.box)
+            if edit.prompt.points:
+                session.add_points(edit.obj, edit.frame, edit.prompt.points, edit.prompt.labels)
+            known = set(session.object_ids)
+        except Exception as exc:  # one bad prompt must not stop the others
+            errors.append(f"object {edit.obj} on frame {edit.frame}: {exc}")
+    for obj in session.object_ids:
+        if not session.prompted_frames(obj):
+            session.remove_object(obj, clear_labels=False)
+    changes = []
+    for frame in sorted(frames):
+        previous = np.array(session.labels[frame], copy=True)
+        changes.append((frame, previous, session.segment_frame(frame)))
+    return SyncResult(job, session, applied, changes, errors)
+
+
+def clear_work(session, objects: list[int]) -> ClearResult:
+    """Worker: forget objects and clear their pixels (recorded for undo)."""
+    pixels = []
+    for obj in objects:
+        if obj not in session.object_ids:
+            continue
+        for frame in range(session.num_frames):
+            ys, xs = np.nonzero(np.asarray(session.labels[frame]) == obj)
+            if ys.size:
+                pixels.append((frame, ys, xs, obj, session.width))
+        session.remove_object(obj, clear_labels=True)
+    return ClearResult(session, pixels)

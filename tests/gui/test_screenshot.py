@@ -1,0 +1,41 @@
+"""tools/screenshot.py: the viewer with the widget docked, after a click and
+a propagation, saved as a PNG that is not blank."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("screenshot_tool", ROOT / "tools" / "screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_screenshot_of_the_docked_widget(make_viewer, tiny_checkpoint, tmp_path):
+    from PIL import Image
+
+    tool = load_tool()
+    viewer = make_viewer(show=True)
+    out, widget = tool.take(viewer, str(tiny_checkpoint), tmp_path / "shot.png", point=(3, 120.0, 84.0),
+                    device="cpu", size=(1200, 800))
+    # the click went to frame 3 and the propagation wrote frames 3 to 29
+    assert widget.session.prompted_frames(widget.current_object) == [3]
+    assert widget.progress.value() == 27
+    assert not widget.labels_layer.data[:3].any()
+
+    assert out.is_file() and out.suffix == ".png"
+    pixels = np.asarray(Image.open(out).convert("RGB"))
+    height, width, _ = pixels.shape
+    assert width >= 800 and height >= 500  # the window, not just the canvas
+    assert pixels.std() > 20
+    colours = np.unique(pixels.reshape(-1, 3), axis=0)
+    assert len(colours) > 200
+    # the dock widget's side (right) and the canvas are both drawn
+    assert pixels[:, : width // 2].std() > 10 and pixels[:, width // 2:].std() > 10
