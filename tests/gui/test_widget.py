@@ -239,6 +239,8 @@ def test_propagate_writes_frames_with_the_right_ids_and_undo_reverts_in_one_step
 
 
 def test_stop_midway_leaves_later_frames_untouched(make_viewer, cells, tiny_model, qtbot):
+    from qtpy.QtCore import QTimer
+
     image, truth, image_kwargs, truth_kwargs = cells
     long = np.concatenate([image, image[::-1], image])  # 18 frames
     viewer = make_viewer()
@@ -248,8 +250,16 @@ def test_stop_midway_leaves_later_frames_untouched(make_viewer, cells, tiny_mode
     obj = widget.new_object()
     widget.add_point(0, 40, 57)
     assert widget.wait(60)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(widget.busy))
+    timer.start(10)
     widget.propagate("forward")
-    qtbot.waitUntil(lambda: widget.progress.value() >= 1, timeout=60000)
+    # frame 0's features were cached by the click; frame 1 needs real model work
+    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=60000)
+    # the event loop kept running while the model worked
+    assert sum(ticks) >= 5 and widget.stop_button.isEnabled() and not widget.forward_button.isEnabled()
+    timer.stop()
     widget.stop()
     assert widget.wait(60)
     written = [f for f in range(18) if (widget.labels_layer.data[f] == obj).any()]
@@ -430,3 +440,22 @@ def test_model_loading_in_a_worker(make_viewer, cells, tiny_model, tmp_path, not
     widget.add_point(0, 40, 50)
     assert widget.wait(60)
     assert widget.session.prompted_frames(widget.current_object) == [0]
+
+
+def test_removed_layers_are_made_again_when_needed(make_viewer, cells, tiny_model, notifications):
+    viewer = open_cells(make_viewer, cells)
+    widget = dock(viewer, tiny_model)
+    viewer.layers.remove(widget.labels_layer)
+    viewer.layers.remove(widget.points_layer)
+    assert widget.labels_layer is None and widget.points_layer is None
+    obj = widget.new_object()
+    widget.add_point(1, 30, 40)
+    assert widget.wait(60)
+    assert widget.labels_layer in viewer.layers and widget.points_layer in viewer.layers
+    assert widget.session.prompted_frames(obj) == [1]
+    viewer.layers.remove(viewer.layers["cells time-lapse"])
+    assert widget.image_layer is None and not widget.forward_button.isEnabled()
+    widget.propagate("forward")
+    assert widget.wait(10)
+    assert "choose an image first" in notifications.messages("error")[-1]
+    assert notifications.tracebacks() == []
