@@ -1,15 +1,17 @@
 """Screenshot of napari-sam2 at work, for the README.
 
 Opens the synthetic cells time-lapse in napari, docks the "SAM 2 segment &
-track" widget, loads a model, clicks a cell (a positive point at (t, y, x)),
-propagates, and saves a PNG of the whole window.
+track" widget, loads a model, clicks cells (positive points at (t, y, x), one
+object each), propagates, shows the last frame and saves a PNG of the whole
+window.
 
     python tools/screenshot.py sam2.1_hiera_tiny --out docs/screenshot.png
     python tools/screenshot.py path/to/demo.pt --point 0 120 84 --direction both
+    python tools/screenshot.py demo --cells 3     # the README's picture
 
 On a machine without a display run it under ``xvfb-run -a``. The default
-point is the centre of the largest cell of the first frame (from the
-sample's ground truth).
+clicks are the centres of the largest cells of the first frame that stay in
+the field (from the sample's ground truth).
 """
 
 from __future__ import annotations
@@ -24,13 +26,20 @@ WIDGET = ("napari-sam2", "SAM 2 segment & track")
 SAMPLE = ("napari-sam2", "cells_timelapse")
 
 
-def default_point(viewer) -> tuple[int, float, float]:
-    """(t, y, x): the centre of the largest ground-truth cell on frame 0."""
-    truth = next(layer for layer in viewer.layers if layer.name.endswith("ground truth"))
-    frame = np.asarray(truth.data[0])
-    ids, counts = np.unique(frame[frame > 0], return_counts=True)
-    ys, xs = np.nonzero(frame == ids[np.argmax(counts)])
-    return 0, float(ys.mean()), float(xs.mean())
+def default_points(viewer, count: int = 1) -> list[tuple[int, float, float]]:
+    """(t, y, x) clicks: the centres of the ``count`` largest ground-truth
+    cells of frame 0 that stay in the field on every frame."""
+    from scipy import ndimage
+
+    truth = np.asarray(next(layer for layer in viewer.layers if layer.name.endswith("ground truth")).data)
+    ids, counts = np.unique(truth[0][truth[0] > 0], return_counts=True)
+    alive = [(c, i) for i, c in zip(ids, counts) if all((truth[t] == i).any() for t in range(len(truth)))]
+    points = []
+    for _, obj_id in sorted(alive, reverse=True)[:count]:
+        depth = ndimage.distance_transform_edt(truth[0] == obj_id)
+        y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        points.append((0, float(y), float(x)))
+    return points
 
 
 def take(
@@ -38,7 +47,9 @@ def take(
     model: str,
     out: str | Path,
     *,
-    point: tuple[int, float, float] | None = None,
+    points: list[tuple[int, float, float]] | None = None,
+    cells: int = 1,
+    show_frame: int | None = None,
     direction: str = "forward",
     device: str | None = None,
     image_size: int | None = None,
@@ -52,14 +63,16 @@ def take(
     widget.load_model(model, device=device, image_size=image_size)
     if not widget.wait(timeout) or widget.model is None:
         raise RuntimeError(f"the model {model!r} did not load: {widget.status.text()}")
-    t, y, x = point if point is not None else default_point(viewer)
-    viewer.dims.set_current_step(0, int(t))
-    widget.new_object()
-    widget.add_point(int(t), y, x)
+    points = points if points else default_points(viewer, cells)
+    for t, y, x in points:  # one object per click
+        viewer.dims.set_current_step(0, int(t))
+        widget.new_object()
+        widget.add_point(int(t), y, x)
     widget.propagate(direction)
     if not widget.wait(timeout):
         raise RuntimeError("propagation did not finish in time")
-    viewer.dims.set_current_step(0, int(t))
+    last = widget.labels_layer.data.shape[0] - 1
+    viewer.dims.set_current_step(0, last if show_frame is None else int(show_frame))
     truth = next((layer for layer in viewer.layers if layer.name.endswith("ground truth")), None)
     if truth is not None:
         truth.visible = False  # show SAM 2's labels, not the answer
@@ -75,8 +88,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a model name (e.g. sam2.1_hiera_tiny) or a checkpoint file")
     parser.add_argument("--out", default="docs/screenshot.png", help="PNG to write")
-    parser.add_argument("--point", nargs=3, type=float, metavar=("T", "Y", "X"),
-                        help="the click (default: the centre of the largest cell on frame 0)")
+    parser.add_argument("--point", nargs=3, type=float, metavar=("T", "Y", "X"), action="append",
+                        help="a click, one object each; repeatable (default: centres of the largest cells)")
+    parser.add_argument("--cells", type=int, default=1, help="how many cells to click when no --point is given")
+    parser.add_argument("--show-frame", type=int, default=None, help="frame on screen (default: the last)")
     parser.add_argument("--direction", choices=("forward", "backward", "both"), default="forward")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--image-size", type=int, default=None, help="network input size, e.g. 512")
@@ -88,8 +103,9 @@ def main(argv=None) -> int:
 
     viewer = napari.Viewer(title="napari-sam2")
     try:
-        point = None if args.point is None else (int(args.point[0]), args.point[1], args.point[2])
-        path, _ = take(viewer, args.model, args.out, point=point, direction=args.direction,
+        points = [(int(t), y, x) for t, y, x in args.point or []]
+        path, _ = take(viewer, args.model, args.out, points=points, cells=args.cells,
+                    show_frame=args.show_frame, direction=args.direction,
                     device=args.device, image_size=args.image_size, size=tuple(args.size))
     finally:
         viewer.close()

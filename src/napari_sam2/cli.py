@@ -153,19 +153,18 @@ def run_demo(out_dir: str | Path, *, device: str | None = None, log=print) -> di
 
 def cmd_demo(args) -> int:
     if args.gui:
-        return _demo_gui()
+        return _demo_gui(args.device)
     run_demo(args.out, device=args.device)
     return 0
 
 
-def _demo_gui() -> int:  # pragma: no cover - needs a display
+def _demo_gui(device: str | None = None) -> int:  # pragma: no cover - needs a display
     import napari
 
     viewer = napari.Viewer()
     viewer.open_sample("napari-sam2", "cells_timelapse")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2")
-    if hasattr(widget, "select_model"):
-        widget.select_model("demo")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segment & track")
+    widget.load_model("demo", device=device)
     napari.run()
     return 0
 

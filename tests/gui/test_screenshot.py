@@ -23,12 +23,15 @@ def test_screenshot_of_the_docked_widget(make_viewer, tiny_checkpoint, tmp_path)
 
     tool = load_tool()
     viewer = make_viewer(show=True)
-    out, widget = tool.take(viewer, str(tiny_checkpoint), tmp_path / "shot.png", point=(3, 120.0, 84.0),
-                    device="cpu", size=(1200, 800))
-    # the click went to frame 3 and the propagation wrote frames 3 to 29
-    assert widget.session.prompted_frames(widget.current_object) == [3]
+    out, widget = tool.take(viewer, str(tiny_checkpoint), tmp_path / "shot.png",
+                            points=[(3, 120.0, 84.0), (3, 40.0, 60.0)], device="cpu", size=(1200, 800))
+    # two objects clicked on frame 3; the propagation wrote frames 3 to 29
+    assert widget.objects == [1, 2]
+    assert all(widget.session.prompted_frames(obj) == [3] for obj in (1, 2))
     assert widget.progress.value() == 27
     assert not widget.labels_layer.data[:3].any()
+    assert viewer.dims.current_step[0] == 29  # the last frame is on screen
+    assert len(tool.default_points(viewer, 3)) == 3
 
     assert out.is_file() and out.suffix == ".png"
     pixels = np.asarray(Image.open(out).convert("RGB"))
