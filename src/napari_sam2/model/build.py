@@ -57,28 +57,28 @@ def build_model(config: ModelConfig) -> SAM2Model:
     )
 
 
-def remap_meta_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename the keys of Meta's ``model`` state dict to this package's names."""
+def _rename_prefixes(
+    state_dict: Mapping[str, torch.Tensor], renames: list[tuple[str, str]]
+) -> dict[str, torch.Tensor]:
+    """Each key starting with a ``renames`` source prefix gets its target instead (first match)."""
     out = {}
     for key, value in state_dict.items():
-        for theirs, ours in _META_TO_OURS.items():
-            if key.startswith(theirs):
-                key = ours + key[len(theirs):]
+        for source, target in renames:
+            if key.startswith(source):
+                key = target + key[len(source):]
                 break
         out[key] = value
     return out
+
+
+def remap_meta_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the keys of Meta's ``model`` state dict to this package's names."""
+    return _rename_prefixes(state_dict, list(_META_TO_OURS.items()))
 
 
 def to_meta_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Inverse of :func:`remap_meta_keys`: our state dict under Meta's names."""
-    out = {}
-    for key, value in state_dict.items():
-        for theirs, ours in _META_TO_OURS.items():
-            if key.startswith(ours):
-                key = theirs + key[len(ours):]
-                break
-        out[key] = value
-    return out
+    return _rename_prefixes(state_dict, [(ours, theirs) for theirs, ours in _META_TO_OURS.items()])
 
 
 class CheckpointMismatchError(RuntimeError):
