@@ -25,7 +25,7 @@ def model_file(tmp_path_factory):
 def test_segment_writes_labels_for_each_object(tmp_path, model_file):
     stack = (np.random.default_rng(0).random((4, 40, 50)) * 4000).astype(np.uint16)
     src = tmp_path / "stack.tif"
-    tifffile.imwrite(src, stack)
+    tifffile.imwrite(src, stack, photometric="minisblack")
     out = tmp_path / "labels.tif"
     code = main([
         "segment", str(src), "--model", str(model_file), "--device", "cpu",
@@ -41,7 +41,7 @@ def test_segment_writes_labels_for_each_object(tmp_path, model_file):
 
 def test_segment_reports_bad_prompts_cleanly(tmp_path, model_file, capsys):
     src = tmp_path / "stack.tif"
-    tifffile.imwrite(src, np.zeros((2, 20, 20), np.uint16))
+    tifffile.imwrite(src, np.zeros((2, 20, 20), np.uint16), photometric="minisblack")
     code = main(["segment", str(src), "--model", str(model_file), "--device", "cpu",
                  "--point", "0,500,5", "--out", str(tmp_path / "o.tif")])
     assert code == 2

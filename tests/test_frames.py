@@ -369,7 +369,7 @@ def test_tifffile_memmap(tmp_path):
     tifffile = pytest.importorskip("tifffile")
     data = _stack((6, 32, 40))
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, data)
+    tifffile.imwrite(path, data, photometric="minisblack")
     mapped = tifffile.memmap(path, mode="r")
     source = FrameSource(mapped)
     np.testing.assert_array_equal(source.read(5), data[5])

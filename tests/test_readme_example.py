@@ -38,7 +38,7 @@ def test_script_example_runs(tmp_path, monkeypatch):
     checkpoint = save_checkpoint(model, tmp_path / "random_tiny.pt")
     stack = load_sample_array("cells_timelapse.tif")[:4]
     monkeypatch.chdir(tmp_path)
-    tifffile.imwrite("cells.tif", stack)
+    tifffile.imwrite("cells.tif", stack, photometric="minisblack")
 
     code = code.replace('"sam2.1_hiera_tiny"', repr(str(checkpoint)))
     exec(compile(code, "README.md (Script it)", "exec"), {"__name__": "readme_example"})

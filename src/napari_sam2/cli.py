@@ -88,7 +88,7 @@ def cmd_segment(args) -> int:
     for _ in session.propagate(args.direction, progress=_progress_bar("propagate")):
         pass
     elapsed = time.perf_counter() - started
-    tifffile.imwrite(args.out, session.labels, compression="zlib")
+    tifffile.imwrite(args.out, session.labels, photometric="minisblack", compression="zlib")
     print(f"wrote {args.out}: {session.num_frames} frames, objects {session.object_ids}, "
           f"{elapsed:.1f} s", file=sys.stderr)
     return 0
@@ -143,7 +143,7 @@ def run_demo(out_dir: str | Path, *, device: str | None = None, log=print) -> di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "cells_timelapse_demo_labels.tif"
-    tifffile.imwrite(path, session.labels.astype(np.uint16), compression="zlib")
+    tifffile.imwrite(path, session.labels.astype(np.uint16), photometric="minisblack", compression="zlib")
     log(f"tracked {len(chosen)} cells through {session.num_frames} frames in {seconds:.1f} s")
     for obj_id, iou in ious.items():
         log(f"object {obj_id}: IoU with the ground truth over all frames = {iou:.3f}")

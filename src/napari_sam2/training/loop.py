@@ -51,6 +51,9 @@ class TrainConfig:
     log_every: int = 10
     threads: int = 1  # one thread: faster than two on a shared 2-core machine
     init: str = ""  # start from this checkpoint (e.g. to continue a run)
+    # keep the image encoder (and the decoder's high-resolution convolutions)
+    # as they are: a second phase that teaches tracking, several times faster
+    freeze_image_encoder: bool = False
 
 
 class _Entry(NamedTuple):
@@ -116,7 +119,8 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
     s = model.image_size
     device = next(model.parameters()).device
     images = torch.cat([seq.images for seq in batch], dim=0)  # (B*T, 3, S, S)
-    feats = model.encode_image(images)
+    with torch.set_grad_enabled(not cfg.freeze_image_encoder):
+        feats = model.encode_image(images)
     terms, parts = [], {"focal": 0.0, "dice": 0.0, "iou": 0.0, "score": 0.0}
     n_terms = 0
 
@@ -250,8 +254,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
         align_prompt_attention(model, cfg.aligned_init_gain)
     model.train()
     dim = model.config.neck.d_model
-    probe = torch.nn.Conv2d(dim // 8, 1, kernel_size=1) if cfg.foreground_aux else None
-    params = list(model.parameters()) + (list(probe.parameters()) if probe is not None else [])
+    frozen = set()
+    if cfg.freeze_image_encoder:
+        frozen = {id(p) for m in (model.image_encoder, model.mask_decoder.conv_s0, model.mask_decoder.conv_s1)
+                  for p in m.parameters()}
+        for p in model.parameters():
+            p.requires_grad_(id(p) not in frozen)
+    use_probe = cfg.foreground_aux and not cfg.freeze_image_encoder  # it teaches the encoder only
+    probe = torch.nn.Conv2d(dim // 8, 1, kernel_size=1) if use_probe else None
+    params = [p for p in model.parameters() if id(p) not in frozen]
+    params += list(probe.parameters()) if probe is not None else []
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     size = model.image_size
     pool: list[TrainSequence] = []
