@@ -4,7 +4,9 @@ same StackSession users drive, on the CPU."""
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from napari_sam2.training.data import HELD_OUT_SEED_BASE
 from napari_sam2.training.evaluate import click_quality, tracking_quality, zstack_quality
 
 MEASURED: dict[str, float] = {}
+DEMO_COMMAND_MIN_IOU = 0.7  # the three largest cells, all 30 frames
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +65,35 @@ def test_zstack_both_ways_from_the_middle(demo):
     assert len(dice) >= 9
     MEASURED["z-stack Dice (mean)"] = float(np.mean(dice))
     assert np.mean(dice) >= 0.8, dice
+
+
+def test_the_readme_main_command_runs_the_demo_offline(tmp_path):
+    """``napari-sam2 demo``: three cells of the sample time-lapse tracked by
+    the shipped model in a fresh process, labels written, IoU printed."""
+    import subprocess
+    import sys
+
+    import tifffile
+
+    from napari_sam2._sample_data import load_sample_array
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    run_block = readme.split("<!-- run-command -->")[1].split("<!-- /run-command -->")[0]
+    assert run_block.strip().splitlines()[-2].rstrip().endswith("napari-sam2 demo")
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_sam2", "demo", "--out", str(tmp_path), "--device", "cpu"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "NAPARI_SAM2_CHECKPOINT_URL": "http://127.0.0.1:9/unreachable"},
+    )
+    assert done.returncode == 0, done.stderr
+    ious = [float(line.rsplit("=", 1)[1]) for line in done.stdout.splitlines() if "IoU with the ground truth" in line]
+    assert len(ious) == 3
+    MEASURED["demo command IoU (mean of 3 cells)"] = float(np.mean(ious))
+    assert np.mean(ious) >= DEMO_COMMAND_MIN_IOU, done.stdout
+    labels = tifffile.imread(tmp_path / "cells_timelapse_demo_labels.tif")
+    truth = load_sample_array("cells_timelapse_labels.tif")
+    assert labels.shape == truth.shape
+    assert set(np.unique(labels)) - {0} <= set(np.unique(truth[0])) - {0}
 
 
 def test_training_never_draws_a_held_out_seed(monkeypatch):

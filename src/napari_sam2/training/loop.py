@@ -54,6 +54,13 @@ class TrainConfig:
     # keep the image encoder (and the decoder's high-resolution convolutions)
     # as they are: a second phase that teaches tracking, several times faster
     freeze_image_encoder: bool = False
+    # > 0: align_memory_attention with this gain before training (a tracking phase
+    # that starts from a model trained on single frames)
+    align_memory_gain: float = 0.0
+    # dropout in memory attention while training (SAM 2 trains with 0.1; the
+    # demo's tracking phase used 0, so that per-object noise does not drown
+    # the memory signal while it is still small; not measured on its own)
+    memory_dropout: float = 0.0
 
 
 class _Entry(NamedTuple):
@@ -87,6 +94,78 @@ def align_prompt_attention(model, gain: float) -> None:
             att.k_proj.weight.copy_(att.q_proj.weight)
             att.q_proj.bias.zero_()
             att.k_proj.bias.zero_()
+
+
+def align_memory_attention(model, gain: float, embeddings: torch.Tensor) -> None:
+    """Initialise the memory path of a model trained on single frames so
+    that tracking can be learned quickly (before a tracking phase).
+
+    ``embeddings``: ``B x C x S x S`` image features of real frames.
+
+    1. Memory attention starts as (nearly) the identity: the residual
+       branches (self-attention, cross-attention and feed-forward outputs)
+       are zero and the final layer norm is set to the features' per-channel
+       mean and spread, so a tracked frame's features look to the decoder
+       like the prompted frame's. From PyTorch's default init they are an
+       unrelated transform (measured: changed by 99% relative), and the
+       decoder unlearns the memory rather than learning to read it.
+    2. The memory encoder's image branch (``pix_feat_proj``) is scaled to a
+       tenth of the mask branch's output (and ``train`` keeps it frozen):
+       after single-frame training the image features are ~20x larger than
+       the masks' encoding, and the memories of different objects differed
+       by 0.2% (measured). With it, tracking IoU on held-out sequences went
+       from 0.06 to 0.41 in the first 50 steps of the tracking phase.
+    3. The memory cross-attentions start local: every query and key is the
+       same constant vector (bias ``gain``, zero weights), so with the keys'
+       rotary encoding a pixel attends to the memories at its own place and
+       the (zero-initialised) cross-attention output gets a gradient that
+       carries each object's mask there. Its values are scaled to the
+       features' spread (~20 per element here): Adam's steps have a fixed
+       size, and with small values the memory stayed invisible next to the
+       features for hundreds of steps. (Measured with a random output
+       projection: features of different objects differ 8x more with gain
+       4-8 than with the near-uniform attention of gain 1; queries matched
+       to keys by content attend to every cell alike.)
+    """
+    enc = model.memory_encoder
+    with torch.no_grad():
+        s = model.image_size
+        masks = torch.full((len(embeddings), 1, s, s), -10.0)
+        masks[:, :, s // 4: s // 2, s // 4: s // 2] = 10.0  # any mask: the branch's scale
+        factor = 0.1 * float(enc.mask_downsampler(masks).std() / enc.pix_feat_proj(embeddings).std())
+        enc.pix_feat_proj.weight.mul_(factor)
+        enc.pix_feat_proj.bias.mul_(factor)
+        for layer in model.memory_attention.layers:
+            att = layer.cross_attn_image
+            # every query and key the same constant: with the rotary encoding
+            # the score then falls with the distance between the two pixels
+            same = torch.full_like(att.q_proj.bias, gain)
+            for proj in (att.q_proj, att.k_proj):
+                proj.weight.zero_()
+                proj.bias.copy_(same)
+            for out in (layer.self_attn.out_proj, att.out_proj, layer.linear2):
+                out.weight.zero_()
+                out.bias.zero_()
+        tokens = embeddings.flatten(2).transpose(1, 2).reshape(-1, embeddings.shape[1])  # (B*HW, C)
+        model.memory_attention.norm.weight.copy_(tokens.std(0))
+        model.memory_attention.norm.bias.copy_(tokens.mean(0))
+        # values as large as the features: an optimizer step on the (zero)
+        # output projection then moves the features by a visible amount
+        memory = enc(embeddings, masks).features.flatten(2).transpose(1, 2)  # (B, HW, Cm)
+        for layer in model.memory_attention.layers:
+            v = layer.cross_attn_image.v_proj
+            factor = float(tokens.std() / v(memory).std())
+            v.weight.mul_(factor)
+            v.bias.mul_(factor)
+
+
+def set_memory_dropout(model, p: float) -> None:
+    """Dropout probability ``p`` everywhere in memory attention (training only)."""
+    for module in model.memory_attention.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        elif hasattr(module, "dropout") and isinstance(module.dropout, float):
+            module.dropout = p
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
@@ -254,12 +333,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
         align_prompt_attention(model, cfg.aligned_init_gain)
     model.train()
     dim = model.config.neck.d_model
-    frozen = set()
+    frozen_modules = []
     if cfg.freeze_image_encoder:
-        frozen = {id(p) for m in (model.image_encoder, model.mask_decoder.conv_s0, model.mask_decoder.conv_s1)
-                  for p in m.parameters()}
-        for p in model.parameters():
-            p.requires_grad_(id(p) not in frozen)
+        frozen_modules += [model.image_encoder, model.mask_decoder.conv_s0, model.mask_decoder.conv_s1]
+    if cfg.align_memory_gain > 0:
+        # the image features are large (~40 per element after single-frame
+        # training): Adam's fixed-size steps on this projection swamped the
+        # masks in the memory within 50 steps (measured: image branch 0.04 ->
+        # 11.5 std, masks 0.65), so it keeps its scaled-down init
+        frozen_modules.append(model.memory_encoder.pix_feat_proj)
+    frozen = {id(p) for m in frozen_modules for p in m.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) not in frozen)
     use_probe = cfg.foreground_aux and not cfg.freeze_image_encoder  # it teaches the encoder only
     probe = torch.nn.Conv2d(dim // 8, 1, kernel_size=1) if use_probe else None
     params = [p for p in model.parameters() if id(p) not in frozen]
@@ -279,6 +364,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
 
     while len(pool) < cfg.pool_size:
         pool.append(draw())
+    set_memory_dropout(model, cfg.memory_dropout)
+    if cfg.align_memory_gain > 0:
+        with torch.no_grad():
+            sample = torch.cat([seq.images for seq in pool[:8]])
+            align_memory_attention(model, cfg.align_memory_gain, model.encode_image(sample).embedding)
     log_path = out / "train_log.jsonl"
     best, best_path = -1.0, out / "demo.pt"
     started = time.time()
