@@ -1,0 +1,116 @@
+"""The demo model's training code: losses reach the parts they should, the
+tracking-phase initialisation does what its docstring says, and a short run
+writes its checkpoint and log (with the costly evaluation replaced)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_sam2.config import load_config
+from napari_sam2.model import build_model
+from napari_sam2.training import loop
+from napari_sam2.training.data import sample_sequence
+
+SIZE = 128  # the demo config at a smaller input, for speed
+
+
+def small_model():
+    torch.manual_seed(0)
+    return build_model(load_config("demo", image_size=SIZE))
+
+
+def batch(n=2, frames=2, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        seq = sample_sequence(rng, image_size=SIZE, num_frames=frames, max_objects=2, zstack_fraction=0.5)
+        if seq is not None:
+            out.append(seq)
+    return out, rng
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_sequence_loss_trains_the_parts_it_should(freeze):
+    model = small_model().train()
+    cfg = loop.TrainConfig(num_frames=2, freeze_image_encoder=freeze, loss_size=64)
+    seqs, rng = batch()
+    for p in model.image_encoder.parameters():
+        p.requires_grad_(not freeze)
+    loss, parts = loop.sequence_loss(model, seqs, cfg, rng)
+    assert torch.isfinite(loss) and set(parts) >= {"focal", "dice", "iou", "score"}
+    loss.backward()
+    grads = lambda m: [p.grad for p in m.parameters()]  # noqa: E731
+    # tracked frames reach memory attention and the memory encoder
+    assert any(g is not None and g.abs().sum() > 0 for g in grads(model.memory_attention))
+    assert any(g is not None and g.abs().sum() > 0 for g in grads(model.memory_encoder))
+    assert any(g is not None and g.abs().sum() > 0 for g in grads(model.mask_decoder))
+    encoder_grads = grads(model.image_encoder)
+    if freeze:
+        assert all(g is None for g in encoder_grads)
+    else:
+        assert any(g is not None and g.abs().sum() > 0 for g in encoder_grads)
+
+
+def test_memory_initialisation_makes_memory_attention_near_identity_and_local():
+    model = small_model().eval()
+    seqs, _ = batch()
+    with torch.no_grad():
+        emb = model.encode_image(torch.cat([s.images for s in seqs])).embedding * 30  # large, as after training
+    loop.align_memory_attention(model, 6.0, emb)
+    enc = model.memory_encoder
+    masks = torch.full((len(emb), 1, SIZE, SIZE), -10.0)
+    masks[:, :, SIZE // 4: SIZE // 2, SIZE // 4: SIZE // 2] = 10.0
+    with torch.no_grad():
+        ratio = float(enc.pix_feat_proj(emb).std() / enc.mask_downsampler(masks).std())
+    assert ratio == pytest.approx(0.1, rel=1e-3)
+    for layer in model.memory_attention.layers:
+        att = layer.cross_attn_image
+        for proj in (layer.self_attn.out_proj, att.out_proj, layer.linear2):
+            assert not proj.weight.any() and not proj.bias.any()
+        assert not att.q_proj.weight.any() and torch.equal(att.q_proj.bias, att.k_proj.bias)
+        assert torch.all(att.q_proj.bias == 6.0)
+    # with the residual branches zero, a tracked frame's features are the
+    # layer-normed input mapped back to the features' per-channel statistics
+    tokens = emb.flatten(2).transpose(1, 2).reshape(-1, emb.shape[1])
+    assert torch.allclose(model.memory_attention.norm.weight, tokens.std(0))
+    assert torch.allclose(model.memory_attention.norm.bias, tokens.mean(0))
+
+
+def test_set_memory_dropout_reaches_every_dropout():
+    model = small_model()
+    loop.set_memory_dropout(model, 0.0)
+    for m in model.memory_attention.modules():
+        if isinstance(m, torch.nn.Dropout):
+            assert m.p == 0.0
+        elif isinstance(getattr(m, "dropout", None), float):
+            assert m.dropout == 0.0
+
+
+def test_a_short_run_writes_checkpoint_and_log(tmp_path, monkeypatch):
+    from napari_sam2 import load_model
+
+    from napari_sam2.training.evaluate import Quality
+
+    calls = []
+
+    def cheap_evaluate(model):
+        calls.append(model.training)
+        return Quality(0.1 * len(calls), 0.0, 0.0, {})  # better each time: both saved as best
+
+    monkeypatch.setattr(loop, "evaluate", cheap_evaluate)
+    monkeypatch.setattr(loop, "load_config", lambda name: load_config(name, image_size=SIZE))
+    cfg = loop.TrainConfig(steps=2, batch_size=1, num_frames=2, max_objects=2, pool_size=2,
+                           refresh_per_step=0, eval_every=1, warmup=1, loss_size=64, seed=3)
+    path = loop.train(cfg, tmp_path, log=lambda line: None)
+    assert calls == [True, True]  # evaluated twice, mid-training
+    assert path == tmp_path / "demo.pt" and (tmp_path / "last.pt").is_file()
+    records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert records[0]["config"]["steps"] == 2
+    assert [r["step"] for r in records if "eval" in r] == [1, 2]
+    assert records[-1]["done"] and records[-1]["best"] == pytest.approx(0.2)
+    model = load_model(path, device="cpu")
+    assert model.config.name == "demo" and model.image_size == SIZE
