@@ -61,6 +61,9 @@ class TrainConfig:
     # demo's tracking phase used 0, so that per-object noise does not drown
     # the memory signal while it is still small; not measured on its own)
     memory_dropout: float = 0.0
+    # keep the memory encoder's image branch as it is (implied by
+    # align_memory_gain > 0; for continuing a tracking phase)
+    freeze_memory_image_branch: bool = False
 
 
 class _Entry(NamedTuple):
@@ -336,7 +339,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
     frozen_modules = []
     if cfg.freeze_image_encoder:
         frozen_modules += [model.image_encoder, model.mask_decoder.conv_s0, model.mask_decoder.conv_s1]
-    if cfg.align_memory_gain > 0:
+    if cfg.align_memory_gain > 0 or cfg.freeze_memory_image_branch:
         # the image features are large (~40 per element after single-frame
         # training): Adam's fixed-size steps on this projection swamped the
         # masks in the memory within 50 steps (measured: image branch 0.04 ->
