@@ -76,6 +76,10 @@ def test_memory_initialisation_makes_memory_attention_near_identity_and_local():
     # with the residual branches zero, a tracked frame's features are the
     # layer-normed input mapped back to the features' per-channel statistics
     tokens = emb.flatten(2).transpose(1, 2).reshape(-1, emb.shape[1])
+    with torch.no_grad():
+        memory = enc(emb, masks).features.flatten(2).transpose(1, 2)
+        for layer in model.memory_attention.layers:  # values as large as the features
+            assert float(layer.cross_attn_image.v_proj(memory).std()) == pytest.approx(float(tokens.std()), rel=1e-3)
     assert torch.allclose(model.memory_attention.norm.weight, tokens.std(0))
     assert torch.allclose(model.memory_attention.norm.bias, tokens.mean(0))
 

@@ -127,8 +127,7 @@ def align_memory_attention(model, gain: float, embeddings: torch.Tensor) -> None
        size, and with small values the memory stayed invisible next to the
        features for hundreds of steps. (Measured with a random output
        projection: features of different objects differ 8x more with gain
-       4-8 than with the near-uniform attention of gain 1; queries matched
-       to keys by content attend to every cell alike.)
+       4-8 than with the near-uniform attention of gain 1.)
     """
     enc = model.memory_encoder
     with torch.no_grad():
@@ -138,6 +137,10 @@ def align_memory_attention(model, gain: float, embeddings: torch.Tensor) -> None
         factor = 0.1 * float(enc.mask_downsampler(masks).std() / enc.pix_feat_proj(embeddings).std())
         enc.pix_feat_proj.weight.mul_(factor)
         enc.pix_feat_proj.bias.mul_(factor)
+        tokens = embeddings.flatten(2).transpose(1, 2).reshape(-1, embeddings.shape[1])  # (B*HW, C)
+        model.memory_attention.norm.weight.copy_(tokens.std(0))
+        model.memory_attention.norm.bias.copy_(tokens.mean(0))
+        memory = enc(embeddings, masks).features.flatten(2).transpose(1, 2)  # (B, HW, Cm)
         for layer in model.memory_attention.layers:
             att = layer.cross_attn_image
             # every query and key the same constant: with the rotary encoding
@@ -149,17 +152,11 @@ def align_memory_attention(model, gain: float, embeddings: torch.Tensor) -> None
             for out in (layer.self_attn.out_proj, att.out_proj, layer.linear2):
                 out.weight.zero_()
                 out.bias.zero_()
-        tokens = embeddings.flatten(2).transpose(1, 2).reshape(-1, embeddings.shape[1])  # (B*HW, C)
-        model.memory_attention.norm.weight.copy_(tokens.std(0))
-        model.memory_attention.norm.bias.copy_(tokens.mean(0))
-        # values as large as the features: an optimizer step on the (zero)
-        # output projection then moves the features by a visible amount
-        memory = enc(embeddings, masks).features.flatten(2).transpose(1, 2)  # (B, HW, Cm)
-        for layer in model.memory_attention.layers:
-            v = layer.cross_attn_image.v_proj
-            factor = float(tokens.std() / v(memory).std())
-            v.weight.mul_(factor)
-            v.bias.mul_(factor)
+            # values as large as the features: an optimizer step on the (zero)
+            # output projection then moves the features by a visible amount
+            factor = float(tokens.std() / att.v_proj(memory).std())
+            att.v_proj.weight.mul_(factor)
+            att.v_proj.bias.mul_(factor)
 
 
 def set_memory_dropout(model, p: float) -> None:
