@@ -29,17 +29,10 @@ SAMPLE = ("napari-sam2", "cells_timelapse")
 def default_points(viewer, count: int = 1) -> list[tuple[int, float, float]]:
     """(t, y, x) clicks: the centres of the ``count`` largest ground-truth
     cells of frame 0 that stay in the field on every frame."""
-    from scipy import ndimage
+    from napari_sam2.training.evaluate import largest_lasting_clicks
 
     truth = np.asarray(next(layer for layer in viewer.layers if layer.name.endswith("ground truth")).data)
-    ids, counts = np.unique(truth[0][truth[0] > 0], return_counts=True)
-    alive = [(c, i) for i, c in zip(ids, counts) if all((truth[t] == i).any() for t in range(len(truth)))]
-    points = []
-    for _, obj_id in sorted(alive, reverse=True)[:count]:
-        depth = ndimage.distance_transform_edt(truth[0] == obj_id)
-        y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
-        points.append((0, float(y), float(x)))
-    return points
+    return [(0, y, x) for _, (y, x) in largest_lasting_clicks(truth, count)]
 
 
 def take(

@@ -118,19 +118,17 @@ def run_demo(out_dir: str | Path, *, device: str | None = None, log=print) -> di
     from ._sample_data import load_sample_array
     from .checkpoints import load_model
     from .engine import StackSession
-    from .training.evaluate import centre_click
+    from .training.evaluate import largest_lasting_clicks
 
     image = load_sample_array("cells_timelapse.tif")
     truth = load_sample_array("cells_timelapse_labels.tif")
     model = load_model("demo", device=device)
     session = StackSession(model, image)
-    ids = [i for i in np.unique(truth[0]) if i != 0]
-    alive = [i for i in ids if all(np.any(truth[t] == i) for t in range(len(truth)))]
-    chosen = sorted(alive, key=lambda i: -(truth[0] == i).sum())[:3]
-    for obj_id in chosen:
-        y, x = centre_click(truth[0] == obj_id)
+    clicks = largest_lasting_clicks(truth, 3)
+    chosen = [obj_id for obj_id, _ in clicks]
+    for obj_id, (y, x) in clicks:
         log(f"click: object {obj_id} at frame 0, (y, x) = ({y:.0f}, {x:.0f})")
-        session.add_points(int(obj_id), 0, [(y, x)], [1])
+        session.add_points(obj_id, 0, [(y, x)], [1])
     started = time.perf_counter()
     for _ in session.propagate("forward", progress=_progress_bar("demo")):
         pass

@@ -40,6 +40,16 @@ def centre_click(mask: np.ndarray) -> tuple[float, float]:
     return float(y), float(x)
 
 
+def largest_lasting_clicks(labels: np.ndarray, count: int) -> list[tuple[int, tuple[float, float]]]:
+    """``(id, (y, x))`` clicks on frame 0 of a ``T x Y x X`` label stack: the
+    ``count`` largest objects of frame 0 present on every frame, each clicked
+    at its deepest pixel (largest first)."""
+    ids = [int(i) for i in np.unique(labels[0]) if i != 0]
+    lasting = [i for i in ids if all(np.any(frame == i) for frame in labels)]
+    chosen = sorted(lasting, key=lambda i: -int((labels[0] == i).sum()))[:count]
+    return [(i, centre_click(labels[0] == i)) for i in chosen]
+
+
 def isolated_ids(labels: np.ndarray, *, margin: int = 6, min_area: int = 80) -> list[int]:
     """Ids of objects with no other object within ``margin`` pixels and
     not touching the image border."""
@@ -130,4 +140,4 @@ def evaluate(model, *, click_seeds=range(6), track_seeds=range(3), zstack_seeds=
 
 
 __all__ = ["Quality", "evaluate", "click_quality", "tracking_quality", "zstack_quality",
-           "centre_click", "isolated_ids"]
+           "centre_click", "isolated_ids", "largest_lasting_clicks"]
