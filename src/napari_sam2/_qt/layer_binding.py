@@ -281,11 +281,17 @@ class LayerBinding:
             self.object_list.add(obj)
         return obj
 
-    def _on_points_data(self, event) -> None:
+    def _settled_action(self, event) -> str | None:
+        """The data event's action once it is done ("added", ...); None while
+        it is in progress or while the binding itself edits the layer."""
         if self._quiet:
-            return
+            return None
         action = str(getattr(event, "action", ""))
-        if action.endswith(("adding", "removing", "changing")):
+        return None if action.endswith(("adding", "removing", "changing")) else action
+
+    def _on_points_data(self, event) -> None:
+        action = self._settled_action(event)
+        if action is None:
             return
         layer = self._points
         if action.endswith("added"):
@@ -325,10 +331,8 @@ class LayerBinding:
         return [n - int(inside.sum()) + i for i in range(int(inside.sum()))]
 
     def _on_shapes_data(self, event) -> None:
-        if self._quiet:
-            return
-        action = str(getattr(event, "action", ""))
-        if action.endswith(("adding", "removing", "changing")):
+        action = self._settled_action(event)
+        if action is None:
             return
         layer = self._shapes
         if action.endswith("added"):
