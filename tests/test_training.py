@@ -118,3 +118,24 @@ def test_a_short_run_writes_checkpoint_and_log(tmp_path, monkeypatch):
     assert records[-1]["done"] and records[-1]["best"] == pytest.approx(0.2)
     model = load_model(path, device="cpu")
     assert model.config.name == "demo" and model.image_size == SIZE
+
+
+def test_encoder_learning_rate_scale_applies_to_the_encoder_only(tmp_path, monkeypatch):
+    from napari_sam2.checkpoints import load_model, save_checkpoint
+    from napari_sam2.training.evaluate import Quality
+
+    monkeypatch.setattr(loop, "evaluate", lambda model: Quality(0.0, 0.0, 0.0, {}))
+    monkeypatch.setattr(loop, "load_config", lambda name: load_config(name, image_size=SIZE))
+    start = small_model()
+    save_checkpoint(start, tmp_path / "start.pt")
+    cfg = loop.TrainConfig(steps=2, batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0,
+                           eval_every=2, warmup=1, loss_size=64, init=str(tmp_path / "start.pt"),
+                           encoder_lr_scale=0.0)
+    loop.train(cfg, tmp_path / "run", log=lambda line: None)
+    after = load_model(tmp_path / "run" / "last.pt", device="cpu")
+    encoder_side = ("image_encoder.", "mask_decoder.conv_s0.", "mask_decoder.conv_s1.")
+    before = start.state_dict()
+    moved = {k for k, v in after.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved, "nothing trained"
+    assert not [k for k in moved if k.startswith(encoder_side)]
+    assert any(k.startswith("mask_decoder.transformer.") for k in moved)

@@ -64,6 +64,10 @@ class TrainConfig:
     # keep the memory encoder's image branch as it is (implied by
     # align_memory_gain > 0; for continuing a tracking phase)
     freeze_memory_image_branch: bool = False
+    # learning rate of the image encoder (and the decoder's high-resolution
+    # convolutions) relative to ``lr``: a phase that trains everything at
+    # once moves the features the memory and decoder were trained on slowly
+    encoder_lr_scale: float = 1.0
 
 
 class _Entry(NamedTuple):
@@ -333,9 +337,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
         align_prompt_attention(model, cfg.aligned_init_gain)
     model.train()
     dim = model.config.neck.d_model
+    encoder_modules = [model.image_encoder, model.mask_decoder.conv_s0, model.mask_decoder.conv_s1]
     frozen_modules = []
     if cfg.freeze_image_encoder:
-        frozen_modules += [model.image_encoder, model.mask_decoder.conv_s0, model.mask_decoder.conv_s1]
+        frozen_modules += encoder_modules
     if cfg.align_memory_gain > 0 or cfg.freeze_memory_image_branch:
         # the image features are large (~40 per element after single-frame
         # training): Adam's fixed-size steps on this projection swamped the
@@ -347,9 +352,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
         p.requires_grad_(id(p) not in frozen)
     use_probe = cfg.foreground_aux and not cfg.freeze_image_encoder  # it teaches the encoder only
     probe = torch.nn.Conv2d(dim // 8, 1, kernel_size=1) if use_probe else None
+    encoder_side = {id(p) for m in encoder_modules for p in m.parameters()}
     params = [p for p in model.parameters() if id(p) not in frozen]
     params += list(probe.parameters()) if probe is not None else []
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = [
+        {"params": [p for p in params if id(p) not in encoder_side], "lr_scale": 1.0},
+        {"params": [p for p in params if id(p) in encoder_side], "lr_scale": cfg.encoder_lr_scale},
+    ]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
     size = model.image_size
     pool: list[TrainSequence] = []
 
@@ -379,7 +389,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
                 pool[int(rng.integers(len(pool)))] = draw()
             batch = [pool[i] for i in rng.choice(len(pool), size=cfg.batch_size, replace=False)]
             for group in opt.param_groups:
-                group["lr"] = _lr_at(step, cfg)
+                group["lr"] = _lr_at(step, cfg) * group["lr_scale"]
             loss, parts = sequence_loss(model, batch, cfg, rng, probe)
             opt.zero_grad(set_to_none=True)
             loss.backward()
