@@ -139,3 +139,43 @@ def test_encoder_learning_rate_scale_applies_to_the_encoder_only(tmp_path, monke
     assert moved, "nothing trained"
     assert not [k for k in moved if k.startswith(encoder_side)]
     assert any(k.startswith("mask_decoder.transformer.") for k in moved)
+
+
+def test_update_ema_moves_the_average_toward_the_model_by_one_minus_decay():
+    a, b = small_model(), small_model()
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(1.0)
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    loop.update_ema(a, b, 0.75)
+    after, target = a.state_dict(), b.state_dict()
+    for k, v in after.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.75 * before[k] + 0.25 * target[k])
+        else:
+            assert torch.equal(v, before[k])
+
+
+def test_with_ema_the_average_is_what_gets_evaluated_and_saved(tmp_path, monkeypatch):
+    """Decay 1: the average never moves, so the saved and evaluated weights
+    are the starting ones although the model itself trained."""
+    from napari_sam2.checkpoints import load_model, save_checkpoint
+    from napari_sam2.training.evaluate import Quality
+
+    evaluated = []
+
+    def record(model):
+        evaluated.append({k: v.clone() for k, v in model.state_dict().items()})
+        return Quality(0.0, 0.0, 0.0, {})
+
+    monkeypatch.setattr(loop, "evaluate", record)
+    monkeypatch.setattr(loop, "load_config", lambda name: load_config(name, image_size=SIZE))
+    start = small_model()
+    save_checkpoint(start, tmp_path / "start.pt")
+    cfg = loop.TrainConfig(steps=2, batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0,
+                           eval_every=2, warmup=1, loss_size=64, init=str(tmp_path / "start.pt"), ema=1.0)
+    loop.train(cfg, tmp_path / "run", log=lambda line: None)
+    saved = load_model(tmp_path / "run" / "last.pt", device="cpu").state_dict()
+    for k, v in start.state_dict().items():
+        assert torch.equal(saved[k], v), k
+        assert torch.equal(evaluated[-1][k], v), k

@@ -128,11 +128,11 @@ def zstack_quality(model, seeds, *, num_objects: int = 3) -> list[float]:
 
 # training picks its checkpoint on these (held out from training too), so
 # that the quality tests' seeds (from 0) are never used to choose a model
-VALIDATION_SEEDS = range(100, 106)
+VALIDATION_SEEDS = range(100, 110)
 
 
-def evaluate(model, *, click_seeds=VALIDATION_SEEDS, track_seeds=VALIDATION_SEEDS,
-             zstack_seeds=VALIDATION_SEEDS[:3]) -> Quality:
+def evaluate(model, *, click_seeds=VALIDATION_SEEDS[:6], track_seeds=VALIDATION_SEEDS,
+             zstack_seeds=VALIDATION_SEEDS[:4]) -> Quality:
     was_training = model.training
     model.eval()
     try:

@@ -6,6 +6,7 @@ decay."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -68,6 +69,10 @@ class TrainConfig:
     # convolutions) relative to ``lr``: a phase that trains everything at
     # once moves the features the memory and decoder were trained on slowly
     encoder_lr_scale: float = 1.0
+    # > 0: evaluate and save an exponential moving average of the weights
+    # with this decay per step (the raw weights jump around at these batch
+    # sizes: validation tracking IoU moved by 0.05-0.1 between evaluations)
+    ema: float = 0.0
 
 
 class _Entry(NamedTuple):
@@ -161,6 +166,15 @@ def align_memory_attention(model, gain: float, embeddings: torch.Tensor) -> None
             factor = float(tokens.std() / att.v_proj(memory).std())
             att.v_proj.weight.mul_(factor)
             att.v_proj.bias.mul_(factor)
+
+
+def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * model``, for every
+    parameter and floating-point buffer."""
+    with torch.no_grad():
+        for a, p in zip(average.state_dict().values(), model.state_dict().values()):
+            if a.is_floating_point():
+                a.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
 
 
 def set_memory_dropout(model, p: float) -> None:
@@ -379,6 +393,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
         with torch.no_grad():
             sample = torch.cat([seq.images for seq in pool[:8]])
             align_memory_attention(model, cfg.align_memory_gain, model.encode_image(sample).embedding)
+    average = None
+    if cfg.ema > 0:
+        average = copy.deepcopy(model)
+        for p in average.parameters():
+            p.requires_grad_(False)
+    kept = model if average is None else average  # what is evaluated and saved
     log_path = out / "train_log.jsonl"
     best, best_path = -1.0, out / "demo.pt"
     started = time.time()
@@ -395,6 +415,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
+            if average is not None:
+                update_ema(average, model, cfg.ema)
             if step % cfg.log_every == 0:
                 rec = {"step": step, "loss": float(loss.detach()), **parts, "lr": _lr_at(step, cfg),
                        "elapsed_s": round(time.time() - started, 1)}
@@ -402,15 +424,15 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
                 log_file.flush()
                 log(json.dumps(rec))
             if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-                q = evaluate(model)
+                q = evaluate(kept)
                 score = q.click_iou + q.tracking_iou + q.zstack_dice
                 rec = {"step": step + 1, "eval": {"click_iou": q.click_iou, "tracking_iou": q.tracking_iou,
                        "zstack_dice": q.zstack_dice}, "elapsed_s": round(time.time() - started, 1)}
                 if score > best:
                     best = score
-                    save_checkpoint(model, best_path)
+                    save_checkpoint(kept, best_path)
                     rec["saved"] = str(best_path)
-                save_checkpoint(model, out / "last.pt")
+                save_checkpoint(kept, out / "last.pt")
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log(json.dumps(rec))
