@@ -106,7 +106,7 @@ def test_a_short_run_writes_checkpoint_and_log(tmp_path, monkeypatch):
         return Quality(0.1 * len(calls), 0.0, 0.0, {})  # better each time: both saved as best
 
     monkeypatch.setattr(loop, "evaluate", cheap_evaluate)
-    monkeypatch.setattr(loop, "load_config", lambda name: load_config(name, image_size=SIZE))
+    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
     cfg = loop.TrainConfig(steps=2, batch_size=1, num_frames=2, max_objects=2, pool_size=2,
                            refresh_per_step=0, eval_every=1, warmup=1, loss_size=64, seed=3)
     path = loop.train(cfg, tmp_path, log=lambda line: None)
@@ -125,7 +125,7 @@ def test_encoder_learning_rate_scale_applies_to_the_encoder_only(tmp_path, monke
     from napari_sam2.training.evaluate import Quality
 
     monkeypatch.setattr(loop, "evaluate", lambda model: Quality(0.0, 0.0, 0.0, {}))
-    monkeypatch.setattr(loop, "load_config", lambda name: load_config(name, image_size=SIZE))
+    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
     start = small_model()
     save_checkpoint(start, tmp_path / "start.pt")
     cfg = loop.TrainConfig(steps=2, batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0,
@@ -169,7 +169,7 @@ def test_with_ema_the_average_is_what_gets_evaluated_and_saved(tmp_path, monkeyp
         return Quality(0.0, 0.0, 0.0, {})
 
     monkeypatch.setattr(loop, "evaluate", record)
-    monkeypatch.setattr(loop, "load_config", lambda name: load_config(name, image_size=SIZE))
+    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
     start = small_model()
     save_checkpoint(start, tmp_path / "start.pt")
     cfg = loop.TrainConfig(steps=2, batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0,
@@ -179,3 +179,20 @@ def test_with_ema_the_average_is_what_gets_evaluated_and_saved(tmp_path, monkeyp
     for k, v in start.state_dict().items():
         assert torch.equal(saved[k], v), k
         assert torch.equal(evaluated[-1][k], v), k
+
+
+@pytest.mark.parametrize("multimask", [False, True])
+def test_the_decoding_trained_is_the_one_saved(tmp_path, monkeypatch, multimask):
+    from napari_sam2.checkpoints import load_model
+    from napari_sam2.training.evaluate import Quality
+
+    seen = []
+    monkeypatch.setattr(loop, "evaluate", lambda model: seen.append(model.config) or Quality(0.0, 0.0, 0.0, {}))
+    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
+    cfg = loop.TrainConfig(steps=1, batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0,
+                           eval_every=1, warmup=1, loss_size=64, multimask_decoding=multimask)
+    loop.train(cfg, tmp_path, log=lambda line: None)
+    saved = load_model(tmp_path / "last.pt", device="cpu").config
+    for config in (seen[0], saved):
+        assert config.tracking.multimask_output_in_sam is multimask
+        assert config.decoder.dynamic_multimask_via_stability is multimask

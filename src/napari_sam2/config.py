@@ -135,6 +135,12 @@ class TrackingConfig:
     # Small background holes (<= this many low-res pixels) inside a mask are
     # filled before output, as Meta's video predictor does on GPU. 0 = off.
     fill_hole_area: int = 8
+    # When several objects are tracked through the same frame, each one's
+    # memory of it is encoded with the pixels another object claims more
+    # strongly pushed to background (Meta's option of the same name; their
+    # configs leave it off, and their video predictor runs objects one at a
+    # time, where it has no effect). Output masks are not changed.
+    non_overlap_masks_for_mem_enc: bool = False
 
 
 @dataclass(frozen=True)

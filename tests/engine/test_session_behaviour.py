@@ -545,3 +545,32 @@ def test_propagate_reads_only_the_frames_of_its_span(model, intensity_range):
     # frame 4 is up to date from the forward run: backward starts below it
     assert run(s, "backward", start=2) == [3, 2]
     assert sorted(rec.reads) == [2, 3]
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_exclusive_memories_push_pixels_claimed_by_another_object_to_background(data, exclusive):
+    from .conftest import make_model
+
+    model = make_model(tracking={"non_overlap_masks_for_mem_enc": exclusive})
+    seen = []
+    encode = model.encode_memory
+
+    def record(embedding, masks, scores, *, from_points):
+        if not from_points and len(masks) > 1:
+            seen.append(masks.detach().clone())
+        return encode(embedding, masks, scores, from_points=from_points)
+
+    model.encode_memory = record
+    s = StackSession(model, data)
+    s.add_points(1, 0, A, [1])
+    s.add_points(2, 0, [[A[0][0] + 2, A[0][1] + 2]], [1])  # the same blob: the masks overlap
+    s.add_points(3, 0, B, [1])
+    run(s)
+    overlapping = [int(((m > -10.0).sum(0) > 1).sum()) for m in seen]
+    if exclusive:
+        assert len(seen) == N - 1  # one batched memory encoding per tracked frame
+        assert overlapping == [0] * (N - 1)
+        for m in seen:  # only pushed down, and only where another object is higher
+            assert torch.all(m <= m.max(0, keepdim=True).values)
+    else:  # the same setting without the option: the memories' masks do overlap
+        assert len(seen) == N - 1 and all(n > 0 for n in overlapping), overlapping

@@ -503,17 +503,22 @@ class StackSession:
                 continue
             readout = self._bank.readout(obj_id, frame, num_frames=self.num_frames, reverse=reverse)
             groups.setdefault(readout.frames, []).append((obj_id, readout))
-        fill = self.model.config.tracking.fill_hole_area
+        tracking = self.model.config.tracking
+        exclusive = bool(tracking.non_overlap_masks_for_mem_enc and groups) and sum(map(len, groups.values())) + len(lows) > 1
+        tracked: list[tuple[list[int], object, torch.Tensor | None]] = []
         for members in groups.values():
             ids = [m[0] for m in members]
             readout = stack_readouts([m[1] for m in members])
             with autocast_for(self.device, self.options.autocast):
-                step = self.model.track_step(feats.expand(len(ids)), readout=readout)
-            head = step.head
-            low_all = fill_small_holes(head.low_res.float(), fill)
+                step = self.model.track_step(feats.expand(len(ids)), readout=readout, encode_memory=not exclusive)
+            tracked.append((ids, step.head, step.memory))
+        if exclusive:
+            tracked = self._exclusive_memories(feats, tracked, [lows[o] for o in lows])
+        for ids, head, memory in tracked:
+            low_all = fill_small_holes(head.low_res.float(), tracking.fill_hole_area)
             for i, obj_id in enumerate(ids):
                 entry = FrameMemory(
-                    step.memory[i : i + 1].to(torch.bfloat16),
+                    memory[i : i + 1].to(torch.bfloat16),
                     head.obj_ptr[i : i + 1],
                     head.object_score_logits[i : i + 1],
                     low_all[i : i + 1],
@@ -531,6 +536,28 @@ class StackSession:
         new = compose_frame(previous, ids, logits)
         self.labels[frame] = new
         return FrameResult(frame, tuple(ids), logits, new, previous)
+
+    def _exclusive_memories(self, feats, tracked, prompted_lows):
+        """Memories of one frame for all tracked objects at once, each from
+        its mask with the pixels where another object of the frame (tracked
+        or prompted) has a higher logit pushed to -10 or below."""
+        size = (self.model.image_size, self.model.image_size)
+        highs = torch.cat([head.high_res.float() for _, head, _ in tracked])
+        others = [upsample_logits(low, size)[:, None] for low in prompted_lows]
+        everyone = torch.cat([highs, *others]) if others else highs
+        winner = everyone.argmax(dim=0, keepdim=True)  # (1, 1, S, S)
+        rows = torch.arange(len(highs), device=highs.device)[:, None, None, None]
+        exclusive = torch.where(winner == rows, highs, highs.clamp(max=-10.0))
+        scores = torch.cat([head.object_score_logits for _, head, _ in tracked])
+        with autocast_for(self.device, self.options.autocast):
+            memory = self.model.encode_memory(
+                feats.embedding.expand(len(highs), -1, -1, -1), exclusive, scores, from_points=False
+            )
+        out, start = [], 0
+        for ids, head, _ in tracked:
+            out.append((ids, head, memory[start : start + len(ids)]))
+            start += len(ids)
+        return out
 
 
 def _frames_and_labels(results: Iterator[FrameResult]) -> Iterator[tuple[int, np.ndarray]]:

@@ -73,6 +73,10 @@ class TrainConfig:
     # with this decay per step (the raw weights jump around at these batch
     # sizes: validation tracking IoU moved by 0.05-0.1 between evaluations)
     ema: float = 0.0
+    # decode three candidate masks for a single click and pick one by the
+    # predicted IoU, as Meta's configs do (the demo's first four phases did);
+    # the demo config decodes one mask per prompt
+    multimask_decoding: bool = False
 
 
 class _Entry(NamedTuple):
@@ -342,7 +346,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = build_model(load_config(cfg.config))
+    overrides = {}
+    if cfg.multimask_decoding:
+        overrides = {"tracking": {"multimask_output_in_sam": True}, "decoder": {"dynamic_multimask_via_stability": True}}
+    model = build_model(load_config(cfg.config, **overrides))
     if cfg.init:
         from ..checkpoints import load_model
 
