@@ -196,3 +196,19 @@ def test_the_decoding_trained_is_the_one_saved(tmp_path, monkeypatch, multimask)
     for config in (seen[0], saved):
         assert config.tracking.multimask_output_in_sam is multimask
         assert config.decoder.dynamic_multimask_via_stability is multimask
+
+
+def test_stop_after_ends_early_on_the_full_schedule(tmp_path, monkeypatch):
+    from napari_sam2.training.evaluate import Quality
+
+    monkeypatch.setattr(loop, "evaluate", lambda model: Quality(0.0, 0.0, 0.0, {}))
+    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
+    cfg = loop.TrainConfig(steps=10, stop_after=3, batch_size=1, num_frames=2, max_objects=2, pool_size=2,
+                           refresh_per_step=0, eval_every=100, warmup=1, log_every=1, loss_size=64)
+    loop.train(cfg, tmp_path, log=lambda line: None)
+    records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == [0, 1, 2]
+    assert steps[2]["lr"] == pytest.approx(loop._lr_at(2, cfg)) and loop._lr_at(2, cfg) > loop._lr_at(9, cfg)
+    assert [r["step"] for r in records if "eval" in r] == [3]
+    assert (tmp_path / "last.pt").is_file()

@@ -77,6 +77,9 @@ class TrainConfig:
     # predicted IoU, as Meta's configs do (the demo's first four phases did);
     # the demo config decodes one mask per prompt
     multimask_decoding: bool = False
+    # > 0: stop after this many steps (evaluated and saved there); the
+    # learning-rate schedule still runs over ``steps``
+    stop_after: int = 0
 
 
 class _Entry(NamedTuple):
@@ -411,7 +414,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
     started = time.time()
     with log_path.open("w") as log_file:
         log_file.write(json.dumps({"config": asdict(cfg)}) + "\n")
-        for step in range(cfg.steps):
+        last_step = min(cfg.stop_after, cfg.steps) if cfg.stop_after > 0 else cfg.steps
+        for step in range(last_step):
             for _ in range(cfg.refresh_per_step):
                 pool[int(rng.integers(len(pool)))] = draw()
             batch = [pool[i] for i in rng.choice(len(pool), size=cfg.batch_size, replace=False)]
@@ -430,7 +434,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log(json.dumps(rec))
-            if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            if (step + 1) % cfg.eval_every == 0 or step + 1 == last_step:
                 q = evaluate(kept)
                 score = q.click_iou + q.tracking_iou + q.zstack_dice
                 rec = {"step": step + 1, "eval": {"click_iou": q.click_iou, "tracking_iou": q.tracking_iou,
