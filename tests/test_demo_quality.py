@@ -16,7 +16,7 @@ from napari_sam2.training.data import HELD_OUT_SEED_BASE
 from napari_sam2.training.evaluate import click_quality, tracking_quality, zstack_quality
 
 MEASURED: dict[str, float] = {}
-DEMO_COMMAND_MIN_IOU = 0.4  # the three largest cells over all frames; the shipped model measures 0.484
+DEMO_COMMAND_MIN_IOU = 0.4  # the three largest cells over all frames; the shipped model measures 0.607
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +62,12 @@ def tracking_scores(demo):
 
 
 def test_three_objects_over_twenty_frames_do_not_regress(tracking_scores):
-    # the shipped model measures 0.661; a model that stopped tracking scores ~0.05
-    assert np.mean(tracking_scores) >= 0.6, tracking_scores
+    # the shipped model measures 0.700 (the one before it 0.661); a model that
+    # stopped tracking scores ~0.05
+    assert np.mean(tracking_scores) >= 0.65, tracking_scores
 
 
-@pytest.mark.xfail(strict=True, reason="the issue's target, not reached yet: the shipped model measures 0.661")
+@pytest.mark.xfail(strict=True, reason="the issue's target, not reached yet: the shipped model measures 0.700")
 def test_three_objects_over_twenty_frames_reach_the_target(tracking_scores):
     assert np.mean(tracking_scores) >= 0.75, tracking_scores
 

@@ -93,6 +93,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import napari
+    import napari._qt.qt_main_window as main_window
+
+    # napari's notice that PyQt5 support is deprecated would sit on the canvas
+    main_window.SHOW_QT_WARNING = False
 
     viewer = napari.Viewer(title="napari-sam2")
     try:
