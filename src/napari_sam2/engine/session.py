@@ -504,7 +504,7 @@ class StackSession:
             readout = self._bank.readout(obj_id, frame, num_frames=self.num_frames, reverse=reverse)
             groups.setdefault(readout.frames, []).append((obj_id, readout))
         tracking = self.model.config.tracking
-        exclusive = bool(tracking.non_overlap_masks_for_mem_enc and groups) and sum(map(len, groups.values())) + len(lows) > 1
+        exclusive = tracking.non_overlap_masks_for_mem_enc and bool(groups) and len(objs) > 1
         tracked: list[tuple[list[int], object, torch.Tensor | None]] = []
         for members in groups.values():
             ids = [m[0] for m in members]
@@ -513,7 +513,7 @@ class StackSession:
                 step = self.model.track_step(feats.expand(len(ids)), readout=readout, encode_memory=not exclusive)
             tracked.append((ids, step.head, step.memory))
         if exclusive:
-            tracked = self._exclusive_memories(feats, tracked, [lows[o] for o in lows])
+            tracked = self._exclusive_memories(feats, tracked, list(lows.values()))
         for ids, head, memory in tracked:
             low_all = fill_small_holes(head.low_res.float(), tracking.fill_hole_area)
             for i, obj_id in enumerate(ids):
