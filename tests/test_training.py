@@ -14,6 +14,7 @@ from napari_sam2.config import load_config
 from napari_sam2.model import build_model
 from napari_sam2.training import loop
 from napari_sam2.training.data import sample_sequence
+from napari_sam2.training.evaluate import Quality
 
 SIZE = 128  # the demo config at a smaller input, for speed
 
@@ -31,6 +32,28 @@ def batch(n=2, frames=2, seed=0):
         if seq is not None:
             out.append(seq)
     return out, rng
+
+
+# a run small enough for a test: one tiny sequence per step, no pool refresh
+TINY_RUN = dict(batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0, warmup=1, loss_size=64)
+
+
+def short_run(out, monkeypatch, evaluate=None, **settings):
+    """Train the demo config at ``SIZE`` with ``TINY_RUN`` plus ``settings``
+    into ``out``; ``evaluate`` replaces the costly evaluation (default: all
+    zero). Returns the TrainConfig and the path ``train`` returned."""
+    monkeypatch.setattr(loop, "evaluate", evaluate or (lambda model: Quality(0.0, 0.0, 0.0, {})))
+    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
+    cfg = loop.TrainConfig(**{**TINY_RUN, **settings})
+    return cfg, loop.train(cfg, out, log=lambda line: None)
+
+
+def start_checkpoint(tmp_path):
+    """``small_model()`` saved as a checkpoint: (the model, its path)."""
+    from napari_sam2.checkpoints import save_checkpoint
+
+    start = small_model()
+    return start, save_checkpoint(start, tmp_path / "start.pt")
 
 
 @pytest.mark.parametrize("freeze", [False, True])
@@ -97,19 +120,13 @@ def test_set_memory_dropout_reaches_every_dropout():
 def test_a_short_run_writes_checkpoint_and_log(tmp_path, monkeypatch):
     from napari_sam2 import load_model
 
-    from napari_sam2.training.evaluate import Quality
-
     calls = []
 
     def cheap_evaluate(model):
         calls.append(model.training)
         return Quality(0.1 * len(calls), 0.0, 0.0, {})  # better each time: both saved as best
 
-    monkeypatch.setattr(loop, "evaluate", cheap_evaluate)
-    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
-    cfg = loop.TrainConfig(steps=2, batch_size=1, num_frames=2, max_objects=2, pool_size=2,
-                           refresh_per_step=0, eval_every=1, warmup=1, loss_size=64, seed=3)
-    path = loop.train(cfg, tmp_path, log=lambda line: None)
+    _, path = short_run(tmp_path, monkeypatch, cheap_evaluate, steps=2, eval_every=1, seed=3)
     assert calls == [True, True]  # evaluated twice, mid-training
     assert path == tmp_path / "demo.pt" and (tmp_path / "last.pt").is_file()
     records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
@@ -121,17 +138,10 @@ def test_a_short_run_writes_checkpoint_and_log(tmp_path, monkeypatch):
 
 
 def test_encoder_learning_rate_scale_applies_to_the_encoder_only(tmp_path, monkeypatch):
-    from napari_sam2.checkpoints import load_model, save_checkpoint
-    from napari_sam2.training.evaluate import Quality
+    from napari_sam2.checkpoints import load_model
 
-    monkeypatch.setattr(loop, "evaluate", lambda model: Quality(0.0, 0.0, 0.0, {}))
-    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
-    start = small_model()
-    save_checkpoint(start, tmp_path / "start.pt")
-    cfg = loop.TrainConfig(steps=2, batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0,
-                           eval_every=2, warmup=1, loss_size=64, init=str(tmp_path / "start.pt"),
-                           encoder_lr_scale=0.0)
-    loop.train(cfg, tmp_path / "run", log=lambda line: None)
+    start, path = start_checkpoint(tmp_path)
+    short_run(tmp_path / "run", monkeypatch, steps=2, eval_every=2, init=str(path), encoder_lr_scale=0.0)
     after = load_model(tmp_path / "run" / "last.pt", device="cpu")
     encoder_side = ("image_encoder.", "mask_decoder.conv_s0.", "mask_decoder.conv_s1.")
     before = start.state_dict()
@@ -159,22 +169,15 @@ def test_update_ema_moves_the_average_toward_the_model_by_one_minus_decay():
 def test_with_ema_the_average_is_what_gets_evaluated_and_saved(tmp_path, monkeypatch):
     """Decay 1: the average never moves, so the saved and evaluated weights
     are the starting ones although the model itself trained."""
-    from napari_sam2.checkpoints import load_model, save_checkpoint
-    from napari_sam2.training.evaluate import Quality
-
+    from napari_sam2.checkpoints import load_model
     evaluated = []
 
     def record(model):
         evaluated.append({k: v.clone() for k, v in model.state_dict().items()})
         return Quality(0.0, 0.0, 0.0, {})
 
-    monkeypatch.setattr(loop, "evaluate", record)
-    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
-    start = small_model()
-    save_checkpoint(start, tmp_path / "start.pt")
-    cfg = loop.TrainConfig(steps=2, batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0,
-                           eval_every=2, warmup=1, loss_size=64, init=str(tmp_path / "start.pt"), ema=1.0)
-    loop.train(cfg, tmp_path / "run", log=lambda line: None)
+    start, path = start_checkpoint(tmp_path)
+    short_run(tmp_path / "run", monkeypatch, record, steps=2, eval_every=2, init=str(path), ema=1.0)
     saved = load_model(tmp_path / "run" / "last.pt", device="cpu").state_dict()
     for k, v in start.state_dict().items():
         assert torch.equal(saved[k], v), k
@@ -184,14 +187,9 @@ def test_with_ema_the_average_is_what_gets_evaluated_and_saved(tmp_path, monkeyp
 @pytest.mark.parametrize("multimask", [False, True])
 def test_the_decoding_trained_is_the_one_saved(tmp_path, monkeypatch, multimask):
     from napari_sam2.checkpoints import load_model
-    from napari_sam2.training.evaluate import Quality
-
     seen = []
-    monkeypatch.setattr(loop, "evaluate", lambda model: seen.append(model.config) or Quality(0.0, 0.0, 0.0, {}))
-    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
-    cfg = loop.TrainConfig(steps=1, batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0,
-                           eval_every=1, warmup=1, loss_size=64, multimask_decoding=multimask)
-    loop.train(cfg, tmp_path, log=lambda line: None)
+    short_run(tmp_path, monkeypatch, lambda model: seen.append(model.config) or Quality(0.0, 0.0, 0.0, {}),
+              steps=1, eval_every=1, multimask_decoding=multimask)
     saved = load_model(tmp_path / "last.pt", device="cpu").config
     for config in (seen[0], saved):
         assert config.tracking.multimask_output_in_sam is multimask
@@ -199,13 +197,7 @@ def test_the_decoding_trained_is_the_one_saved(tmp_path, monkeypatch, multimask)
 
 
 def test_stop_after_ends_early_on_the_full_schedule(tmp_path, monkeypatch):
-    from napari_sam2.training.evaluate import Quality
-
-    monkeypatch.setattr(loop, "evaluate", lambda model: Quality(0.0, 0.0, 0.0, {}))
-    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
-    cfg = loop.TrainConfig(steps=10, stop_after=3, batch_size=1, num_frames=2, max_objects=2, pool_size=2,
-                           refresh_per_step=0, eval_every=100, warmup=1, log_every=1, loss_size=64)
-    loop.train(cfg, tmp_path, log=lambda line: None)
+    cfg, _ = short_run(tmp_path, monkeypatch, steps=10, stop_after=3, eval_every=100, log_every=1)
     records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert [r["step"] for r in steps] == [0, 1, 2]
