@@ -43,7 +43,7 @@ def short_run(out, monkeypatch, evaluate=None, **settings):
     into ``out``; ``evaluate`` replaces the costly evaluation (default: all
     zero). Returns the TrainConfig and the path ``train`` returned."""
     monkeypatch.setattr(loop, "evaluate", evaluate or (lambda model: Quality(0.0, 0.0, 0.0, {})))
-    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, image_size=SIZE, **kw))
+    monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, **{"image_size": SIZE, **kw}))
     cfg = loop.TrainConfig(**{**TINY_RUN, **settings})
     return cfg, loop.train(cfg, out, log=lambda line: None)
 
@@ -196,6 +196,21 @@ def test_the_decoding_trained_is_the_one_saved(tmp_path, monkeypatch, multimask)
         assert config.decoder.dynamic_multimask_via_stability is multimask
 
 
+def test_a_run_at_another_input_size_trains_and_saves_that_size(tmp_path, monkeypatch):
+    from napari_sam2.checkpoints import load_model
+    sizes = []
+    real = loop.sequence_loss
+
+    def spy(model, batch, *args, **kwargs):
+        sizes.append((model.image_size, batch[0].images.shape[-1]))
+        return real(model, batch, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "sequence_loss", spy)
+    short_run(tmp_path, monkeypatch, steps=1, eval_every=1, image_size=96)
+    assert sizes == [(96, 96)]
+    assert load_model(tmp_path / "last.pt", device="cpu").image_size == 96
+
+
 def test_stop_after_ends_early_on_the_full_schedule(tmp_path, monkeypatch):
     cfg, _ = short_run(tmp_path, monkeypatch, steps=10, stop_after=3, eval_every=100, log_every=1)
     records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
@@ -204,3 +219,34 @@ def test_stop_after_ends_early_on_the_full_schedule(tmp_path, monkeypatch):
     assert steps[2]["lr"] == pytest.approx(loop._lr_at(2, cfg)) and loop._lr_at(2, cfg) > loop._lr_at(9, cfg)
     assert [r["step"] for r in records if "eval" in r] == [3]
     assert (tmp_path / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("max_stride", [1, 4])
+def test_sequences_take_every_kth_frame_up_to_the_max_stride(monkeypatch, max_stride):
+    from napari_sam2.synthetic import TimelapseParams, make_timelapse
+    from napari_sam2.training import data
+
+    # one fixed, fast-moving 40-frame film whatever parameters are drawn
+    film = make_timelapse(TimelapseParams(n_frames=40, height=64, width=64, n_cells=4, radius=8.0, speed=3.0), seed=5)
+    asked = []
+
+    def fixed(params, seed):
+        asked.append(params.n_frames)
+        return film
+
+    monkeypatch.setattr(data, "make_timelapse", fixed)
+    frames = data._resized(torch.from_numpy(film.labels > 0).float()[:, None], SIZE)  # (40, 1, S, S)
+    rng = np.random.default_rng(0)
+    steps = set()
+    for _ in range(20):
+        seq = data.sample_sequence(rng, image_size=SIZE, num_frames=5, max_objects=2, zstack_fraction=0.0,
+                                   max_stride=max_stride)
+        # which film frame each sequence frame is (the cells move: each matches one frame only)
+        idx = [[j for j in range(40) if torch.equal(f, frames[j])] for f in seq.foreground]
+        assert all(len(i) == 1 for i in idx)
+        gaps = np.diff([i[0] for i in idx])
+        assert len(set(gaps)) == 1 and 1 <= abs(gaps[0]) <= max_stride
+        steps.add(abs(int(gaps[0])))
+    assert steps == set(range(1, max_stride + 1))
+    # a film long enough for the largest stride is asked for
+    assert max(asked) == 4 * max_stride + 1

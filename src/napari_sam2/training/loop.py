@@ -80,6 +80,15 @@ class TrainConfig:
     # > 0: stop after this many steps (evaluated and saved there); the
     # learning-rate schedule still runs over ``steps``
     stop_after: int = 0
+    # > 1: sequences take every k-th frame, k from 1 to this (see
+    # sample_sequence): the demo's phases 1-6 tracked over 6 consecutive
+    # frames, and lost cells that moved or changed over 20 (the tracked
+    # mask stayed where the prompt had put it)
+    max_frame_stride: int = 1
+    # > 0: train at this input size instead of the config's (the demo's
+    # cells are ~14 px in radius: at 256 px input the decoder's stride-4
+    # masks resolve their outlines to ~4 px)
+    image_size: int = 0
 
 
 class _Entry(NamedTuple):
@@ -352,6 +361,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
     overrides = {}
     if cfg.multimask_decoding:
         overrides = {"tracking": {"multimask_output_in_sam": True}, "decoder": {"dynamic_multimask_via_stability": True}}
+    if cfg.image_size > 0:
+        overrides["image_size"] = cfg.image_size
     model = build_model(load_config(cfg.config, **overrides))
     if cfg.init:
         from ..checkpoints import load_model
@@ -392,6 +403,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
             seq = sample_sequence(
                 rng, image_size=size, num_frames=cfg.num_frames,
                 max_objects=cfg.max_objects, zstack_fraction=cfg.zstack_fraction,
+                max_stride=cfg.max_frame_stride,
             )
             if seq is not None:
                 return seq
