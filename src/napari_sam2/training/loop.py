@@ -81,7 +81,7 @@ class TrainConfig:
     # learning-rate schedule still runs over ``steps``
     stop_after: int = 0
     # > 1: sequences take every k-th frame, k from 1 to this (see
-    # sample_sequence): the demo's phases 1-6 tracked over 6 consecutive
+    # sample_sequence): the demo's phases 2-6 trained on 4-6 consecutive
     # frames, and lost cells that moved or changed over 20 (the tracked
     # mask stayed where the prompt had put it)
     max_frame_stride: int = 1
