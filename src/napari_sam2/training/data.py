@@ -96,10 +96,10 @@ def sample_sequence(
         stack = make_timelapse(params, seed=seed)
         kind = "timelapse"
     n = stack.image.shape[0]
-    if num_frames > 1:
-        stride = min(stride, (n - 1) // (num_frames - 1))
     if n < num_frames:
         return None
+    if num_frames > 1:  # a z-stack may be too short for the stride drawn
+        stride = min(stride, (n - 1) // (num_frames - 1))
     span = (num_frames - 1) * stride + 1
     # start where some objects are visible; z-stacks: anywhere in the stack
     for _ in range(8):
