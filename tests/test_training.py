@@ -42,7 +42,8 @@ def short_run(out, monkeypatch, evaluate=None, **settings):
     """Train the demo config at ``SIZE`` with ``TINY_RUN`` plus ``settings``
     into ``out``; ``evaluate`` replaces the costly evaluation (default: all
     zero). Returns the TrainConfig and the path ``train`` returned."""
-    monkeypatch.setattr(loop, "evaluate", evaluate or (lambda model: Quality(0.0, 0.0, 0.0, {})))
+    evaluate = evaluate or (lambda model: Quality(0.0, 0.0, 0.0, {}))
+    monkeypatch.setattr(loop, "evaluate", lambda model, options: evaluate(model))
     monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, **{"image_size": SIZE, **kw}))
     cfg = loop.TrainConfig(**{**TINY_RUN, **settings})
     return cfg, loop.train(cfg, out, log=lambda line: None)
@@ -250,3 +251,78 @@ def test_sequences_take_every_kth_frame_up_to_the_max_stride(monkeypatch, max_st
     assert steps == set(range(1, max_stride + 1))
     # a film long enough for the largest stride is asked for
     assert max(asked) == 4 * max_stride + 1
+
+
+def test_zstack_sequences_take_consecutive_slices_whatever_the_max_stride(monkeypatch):
+    from napari_sam2.synthetic import ZStackParams, make_zstack
+    from napari_sam2.training import data
+
+    stack = make_zstack(ZStackParams(n_slices=24, height=64, width=64, n_nuclei=4), seed=3)
+    monkeypatch.setattr(data, "make_zstack", lambda params, seed: stack)
+    slices = data._resized(torch.from_numpy(stack.labels > 0).float()[:, None], SIZE)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        seq = data.sample_sequence(rng, image_size=SIZE, num_frames=4, max_objects=2, zstack_fraction=1.0,
+                                   max_stride=4)
+        if seq is None:
+            continue
+        idx = [[j for j in range(24) if torch.equal(f, slices[j])] for f in seq.foreground]
+        # slices can repeat near a nucleus' ends, so ask only that consecutive ones fit
+        assert any(abs(b - a) == 1 for a in idx[0] for b in idx[1])
+        assert all(any(abs(b - a) == 1 for a in i for b in j) for i, j in zip(idx, idx[1:]))
+
+
+def test_prompted_in_the_middle_the_backward_pass_reads_the_forward_memories(monkeypatch):
+    model = small_model()
+
+    def seen_in_the_middle(seed):
+        seqs, rng = batch(n=1, frames=5, seed=seed)
+        return bool((loop._resized(seqs[0].masks, 64)[2].flatten(1).sum(1) >= 16).any()), seqs, rng
+
+    # the first seed with an object seen on the middle frame (one is needed)
+    seqs, rng = next(found[1:] for found in map(seen_in_the_middle, range(20)) if found[0])
+    reads = []
+    real = loop.read_memory
+
+    def spy(frame, cond, recent, **kwargs):
+        reads.append((frame, kwargs["reverse"], sorted(cond), sorted(recent)))
+        return real(frame, cond, recent, **kwargs)
+
+    monkeypatch.setattr(loop, "read_memory", spy)
+    cfg = loop.TrainConfig(num_frames=5, loss_size=64, p_both=1.0)
+    loss, _ = loop.sequence_loss(model, seqs, cfg, rng)
+    assert torch.isfinite(loss)
+    assert reads == [
+        (3, False, [2], []), (4, False, [2], [3]),  # forward from the prompt first
+        (1, True, [2], [3, 4]), (0, True, [2], [1, 3, 4]),  # then backward, the forward frames still held
+    ]
+    reads.clear()
+    loop.sequence_loss(model, seqs, loop.TrainConfig(num_frames=5, loss_size=64), rng)
+    assert [r[:3] for r in reads] == [(t, False, [0]) for t in range(1, 5)]
+
+
+def test_worker_processes_make_the_same_sequences_whatever_their_number():
+    kwargs = dict(image_size=64, num_frames=2, max_objects=2, zstack_fraction=0.5)
+    made = []
+    for workers in (1, 2):
+        source = loop._Sequences(np.random.default_rng(9), workers, **kwargs)
+        try:
+            made.append([source.draw() for _ in range(3)])
+        finally:
+            source.close()
+    for a, b in zip(*made):
+        assert a.kind == b.kind and torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
+    assert not torch.equal(made[0][0].images, made[0][1].images)
+
+
+def test_time_limit_ends_the_run_evaluated_and_every_evaluation_kept(tmp_path, monkeypatch):
+    short_run(tmp_path, monkeypatch, steps=50, eval_every=100, time_limit_min=1e-9, keep_every_eval=True)
+    records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval" in r] == [1]
+    assert (tmp_path / "step1.pt").is_file() and (tmp_path / "last.pt").is_file()
+
+
+def test_a_device_that_is_not_there_is_refused_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        short_run(tmp_path, monkeypatch, steps=1, device="cuda")

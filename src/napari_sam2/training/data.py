@@ -98,8 +98,10 @@ def sample_sequence(
     n = stack.image.shape[0]
     if n < num_frames:
         return None
-    if num_frames > 1:  # a z-stack may be too short for the stride drawn
-        stride = min(stride, (n - 1) // (num_frames - 1))
+    if kind == "zstack":
+        # slices are propagated one by one, and strided z-stacks cost z-stack
+        # quality (validation Dice 0.85 -> 0.69-0.79 in every strided run)
+        stride = 1
     span = (num_frames - 1) * stride + 1
     # start where some objects are visible; z-stacks: anywhere in the stack
     for _ in range(8):

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from ..engine import StackSession
+from ..engine import SessionOptions, StackSession
 from ..synthetic import TimelapseParams, ZStackParams, make_timelapse, make_zstack
 from .data import HELD_OUT_SEED_BASE
 
@@ -66,12 +66,12 @@ def isolated_ids(labels: np.ndarray, *, margin: int = 6, min_area: int = 80) -> 
     return out
 
 
-def click_quality(model, seeds, *, per_image: int = 3) -> list[float]:
+def click_quality(model, seeds, *, per_image: int = 3, options: SessionOptions = SessionOptions()) -> list[float]:
     ious = []
     for seed in seeds:
         stack = make_timelapse(TimelapseParams(n_frames=1), seed=HELD_OUT_SEED_BASE + seed)
         image, labels = stack.image[0], stack.labels[0]
-        session = StackSession(model, image)
+        session = StackSession(model, image, options=options)
         for obj_id in isolated_ids(labels)[:per_image]:
             gt = labels == obj_id
             session.add_points(obj_id, 0, [centre_click(gt)], [1])
@@ -80,7 +80,8 @@ def click_quality(model, seeds, *, per_image: int = 3) -> list[float]:
     return ious
 
 
-def tracking_quality(model, seeds, *, num_objects: int = 3, num_frames: int = 20) -> list[float]:
+def tracking_quality(model, seeds, *, num_objects: int = 3, num_frames: int = 20,
+                     options: SessionOptions = SessionOptions()) -> list[float]:
     """Mean IoU over frames and objects for objects alive through the whole run."""
     scores = []
     for seed in seeds:
@@ -93,7 +94,7 @@ def tracking_quality(model, seeds, *, num_objects: int = 3, num_frames: int = 20
         chosen = [int(i) for i in big[:num_objects]]
         if not chosen:
             continue
-        session = StackSession(model, stack.image)
+        session = StackSession(model, stack.image, options=options)
         for obj_id in chosen:
             session.add_points(obj_id, 0, [centre_click(stack.labels[0] == obj_id)], [1])
         for _ in session.propagate("forward"):
@@ -107,7 +108,7 @@ def tracking_quality(model, seeds, *, num_objects: int = 3, num_frames: int = 20
     return scores
 
 
-def zstack_quality(model, seeds, *, num_objects: int = 3) -> list[float]:
+def zstack_quality(model, seeds, *, num_objects: int = 3, options: SessionOptions = SessionOptions()) -> list[float]:
     """3D Dice of nuclei clicked once in the middle slice and propagated both ways."""
     scores = []
     for seed in seeds:
@@ -117,7 +118,7 @@ def zstack_quality(model, seeds, *, num_objects: int = 3) -> list[float]:
         chosen = [int(i) for i, a in sorted(zip(ids, areas), key=lambda p: -p[1]) if i != 0][:num_objects]
         if not chosen:
             continue
-        session = StackSession(model, stack.image)
+        session = StackSession(model, stack.image, options=options)
         for obj_id in chosen:
             session.add_points(obj_id, mid, [centre_click(stack.labels[mid] == obj_id)], [1])
         for _ in session.propagate("both"):
@@ -132,13 +133,15 @@ VALIDATION_SEEDS = range(100, 110)
 
 
 def evaluate(model, *, click_seeds=VALIDATION_SEEDS[:6], track_seeds=VALIDATION_SEEDS,
-             zstack_seeds=VALIDATION_SEEDS[:4]) -> Quality:
+             zstack_seeds=VALIDATION_SEEDS[:4], options: SessionOptions = SessionOptions()) -> Quality:
+    """Quality on the validation seeds; ``options`` e.g. ``autocast=False``
+    to measure in float32 on CUDA (as the CPU tests do)."""
     was_training = model.training
     model.eval()
     try:
-        c = click_quality(model, click_seeds)
-        t = tracking_quality(model, track_seeds)
-        z = zstack_quality(model, zstack_seeds)
+        c = click_quality(model, click_seeds, options=options)
+        t = tracking_quality(model, track_seeds, options=options)
+        z = zstack_quality(model, zstack_seeds, options=options)
     finally:
         model.train(was_training)
     mean = lambda v: float(np.mean(v)) if v else 0.0  # noqa: E731

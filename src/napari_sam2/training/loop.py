@@ -9,7 +9,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import multiprocessing
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -20,7 +23,9 @@ import torch.nn.functional as F
 
 from ..checkpoints import save_checkpoint
 from ..config import load_config
+from ..engine import SessionOptions
 from ..model import FrameFeatures, PointPrompts, build_model, read_memory
+from ..model.device import resolve_device
 from .data import TrainSequence, sample_sequence
 from .evaluate import evaluate
 from .losses import sam_losses
@@ -89,6 +94,26 @@ class TrainConfig:
     # cells are ~14 px in radius: at 256 px input the decoder's stride-4
     # masks resolve their outlines to ~4 px)
     image_size: int = 0
+    # where the model trains ("cpu", "cuda", ...); validation runs there too,
+    # in float32 like the CPU tests
+    device: str = "cpu"
+    # > 0: generate training sequences in this many worker processes (on a
+    # GPU one process cannot make them as fast as they are used); each
+    # sequence gets its own seed from the run's generator, so a run depends
+    # on the seed alone, not on the number of workers (but differs from a
+    # run with 0 workers)
+    workers: int = 0
+    # also keep the checkpoint of every evaluation (``step{N}.pt``)
+    keep_every_eval: bool = False
+    # > 0: end (evaluated and saved) after the first step past this many
+    # minutes of wall time (for a machine lent for a fixed time)
+    time_limit_min: float = 0.0
+    # the chance that a sequence is prompted on its middle frame and tracked
+    # both ways, forward first, as ``propagate("both")`` does: the backward
+    # pass then also reads the forward pass's memories (models trained only
+    # one way lost whole nuclei there: a z-stack's backward pass read the
+    # forward frames where the nucleus had ended, and found nothing)
+    p_both: float = 0.0
 
 
 class _Entry(NamedTuple):
@@ -231,7 +256,7 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
     t_len = cfg.num_frames
     s = model.image_size
     device = next(model.parameters()).device
-    images = torch.cat([seq.images for seq in batch], dim=0)  # (B*T, 3, S, S)
+    images = torch.cat([seq.images for seq in batch], dim=0).to(device)  # (B*T, 3, S, S)
     with torch.set_grad_enabled(not cfg.freeze_image_encoder):
         feats = model.encode_image(images)
     terms, parts = [], {"focal": 0.0, "dice": 0.0, "iou": 0.0, "score": 0.0}
@@ -247,10 +272,20 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
         n_terms += 1
 
     size = cfg.loss_size
-    masks = [_resized(seq.masks, size) for seq in batch]  # each (T, K, L, L)
+    masks = [_resized(seq.masks, size) for seq in batch]  # each (T, K, L, L), on the CPU (for the clicks)
+    # the prompted frame (see TrainConfig.p_both): the middle one, with the
+    # objects seen there (at least 16 loss pixels), if every sequence has
+    # one; drawn only when asked for
+    p = 0
+    if cfg.p_both > 0 and t_len >= 3 and rng.uniform() < cfg.p_both:
+        mid = t_len // 2
+        seen = [m[mid].flatten(1).sum(1) >= 16 for m in masks]
+        if all(bool(k.any()) for k in seen):
+            p = mid
+            masks = [m[:, k] for m, k in zip(masks, seen)]
     aux = None
     if probe is not None and feats.high_res is not None:
-        fg = torch.cat([_resized(seq.foreground, size) for seq in batch], dim=0)  # (B*T, 1, L, L)
+        fg = torch.cat([_resized(seq.foreground, size) for seq in batch], dim=0).to(device)  # (B*T, 1, L, L)
         logit = F.interpolate(probe(feats.high_res[0]), size=(size, size), mode="bilinear", align_corners=False)
         aux = F.binary_cross_entropy_with_logits(logit, fg)
         terms.append(aux)
@@ -258,7 +293,8 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
 
     # objects, in batch order; the first frame is prompted per object
     owners = [b for b, m in enumerate(masks) for _ in range(m.shape[1])]
-    gts = torch.cat([m[0] for m in masks], dim=0)  # (N, L, L)
+    gts = torch.cat([m[p] for m in masks], dim=0)  # (N, L, L), CPU
+    gts_dev = gts.to(device)
     n = len(owners)
     kinds = rng.uniform(size=n)
     heads: list = [None] * n
@@ -266,8 +302,8 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
     box_objs = [i for i in range(n) if cfg.p_mask <= kinds[i] < cfg.p_mask + cfg.p_box]
     click_objs = [i for i in range(n) if kinds[i] >= cfg.p_mask + cfg.p_box]
     if mask_objs:
-        full = F.interpolate(gts[mask_objs][:, None], size=(s, s), mode="nearest")
-        f0 = _frame(feats, [owners[i] * t_len for i in mask_objs])
+        full = F.interpolate(gts_dev[mask_objs][:, None], size=(s, s), mode="nearest")
+        f0 = _frame(feats, [owners[i] * t_len + p for i in mask_objs])
         head = model.track_step(f0, readout=None, mask=full, encode_memory=False).head
         for j, i in enumerate(mask_objs):
             heads[i] = _row(head, j)
@@ -288,10 +324,10 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
         prev = None
         for _ in range(1 + int(rng.integers(0, cfg.max_corrections + 1))):
             rows = [group[j] for j in members]
-            f0 = _frame(feats, [owners[i] * t_len for i in rows])
+            f0 = _frame(feats, [owners[i] * t_len + p for i in rows])
             points = _batched_points([coords[j] for j in members], [labels[j] for j in members], device)
             head = model.track_step(f0, readout=None, points=points, prev_logits=prev, encode_memory=False).head
-            add(head, gts[rows][:, None])
+            add(head, gts_dev[rows][:, None])
             for k, i in enumerate(rows):
                 heads[i] = _row(head, k)
             # corrective clicks where the mask is still wrong
@@ -309,7 +345,7 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
             prev = head.low_res.detach()[keep_rows]
             members = keep
     # while training, memories always come from sigmoid masks (no binarising)
-    f0 = _frame(feats, [b * t_len for b in owners])
+    f0 = _frame(feats, [b * t_len + p for b in owners])
     cond_memory = model.encode_memory(
         f0.embedding,
         torch.cat([h.high_res for h in heads]),
@@ -319,14 +355,15 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
     cond_feats = [cond_memory]
     cond_ptrs = [torch.cat([h.obj_ptr for h in heads])]
 
-    cond = {0: _Entry(torch.cat(cond_feats), torch.cat(cond_ptrs))}
+    cond = {p: _Entry(torch.cat(cond_feats), torch.cat(cond_ptrs))}
     recent: dict[int, _Entry] = {}
     # a virtual stack length, so pointer offsets are scaled as in real stacks
     virtual_len = int(rng.integers(t_len, 41))
-    targets = torch.cat(masks, dim=1)  # (T, N, L, L)
-    for t in range(1, t_len):
+    targets = torch.cat(masks, dim=1).to(device)  # (T, N, L, L)
+    order = [(t, False) for t in range(p + 1, t_len)] + [(t, True) for t in range(p - 1, -1, -1)]
+    for t, reverse in order:
         ft = _frame(feats, [b * t_len + t for b in owners])
-        readout = read_memory(t, cond, recent, config=model.config.tracking, num_frames=virtual_len, reverse=False)
+        readout = read_memory(t, cond, recent, config=model.config.tracking, num_frames=virtual_len, reverse=reverse)
         step = model.track_step(ft, readout=readout)
         add(step.head, targets[t][:, None])
         recent[t] = _Entry(step.memory, step.head.obj_ptr)
@@ -347,6 +384,51 @@ def _resized(masks: torch.Tensor, size: int) -> torch.Tensor:
     if masks.shape[-1] == size:
         return masks
     return (F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False) >= 0.5).float()
+
+
+def _draw_until_found(seed: int, kwargs: dict) -> tuple:
+    """A training sequence from its own seed, as plain arrays (run in a
+    worker process; arrays pickle more simply than tensors)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        seq = sample_sequence(rng, **kwargs)
+        if seq is not None:
+            return tuple(x.numpy() if isinstance(x, torch.Tensor) else x for x in seq)
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+class _Sequences:
+    """Training sequences drawn with ``rng``: in this process, or ahead of
+    use in ``workers`` processes (one seed per sequence, drawn here in
+    order, so what a run sees depends on the seed alone)."""
+
+    def __init__(self, rng: np.random.Generator, workers: int, **kwargs) -> None:
+        self.rng, self.kwargs = rng, kwargs
+        self.executor = None
+        if workers > 0:
+            self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_worker_init)
+            self.pending = deque(self._submit() for _ in range(4 * workers))
+
+    def _submit(self):
+        return self.executor.submit(_draw_until_found, int(self.rng.integers(2**63)), self.kwargs)
+
+    def draw(self) -> TrainSequence:
+        if self.executor is None:
+            while True:
+                seq = sample_sequence(self.rng, **self.kwargs)
+                if seq is not None:
+                    return seq
+        arrays = self.pending.popleft().result()
+        self.pending.append(self._submit())
+        return TrainSequence(*(torch.from_numpy(x) if isinstance(x, np.ndarray) else x for x in arrays))
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
@@ -370,6 +452,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
         model.load_state_dict(load_model(cfg.init, device="cpu").state_dict())
     elif cfg.aligned_init_gain > 0:
         align_prompt_attention(model, cfg.aligned_init_gain)
+    device = resolve_device(cfg.device)
+    model.to(device)
     model.train()
     dim = model.config.neck.d_model
     encoder_modules = [model.image_encoder, model.mask_decoder.conv_s0, model.mask_decoder.conv_s1]
@@ -386,7 +470,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
     for p in model.parameters():
         p.requires_grad_(id(p) not in frozen)
     use_probe = cfg.foreground_aux and not cfg.freeze_image_encoder  # it teaches the encoder only
-    probe = torch.nn.Conv2d(dim // 8, 1, kernel_size=1) if use_probe else None
+    probe = torch.nn.Conv2d(dim // 8, 1, kernel_size=1).to(device) if use_probe else None
     encoder_side = {id(p) for m in encoder_modules for p in m.parameters()}
     params = [p for p in model.parameters() if id(p) not in frozen]
     params += list(probe.parameters()) if probe is not None else []
@@ -396,24 +480,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
     ]
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
     size = model.image_size
-    pool: list[TrainSequence] = []
+    sequences = _Sequences(rng, cfg.workers, image_size=size, num_frames=cfg.num_frames,
+                           max_objects=cfg.max_objects, zstack_fraction=cfg.zstack_fraction,
+                           max_stride=cfg.max_frame_stride)
+    try:
+        return _train_loop(cfg, out, model, probe, params, opt, sequences, rng, log)
+    finally:
+        sequences.close()
 
-    def draw() -> TrainSequence:
-        while True:
-            seq = sample_sequence(
-                rng, image_size=size, num_frames=cfg.num_frames,
-                max_objects=cfg.max_objects, zstack_fraction=cfg.zstack_fraction,
-                max_stride=cfg.max_frame_stride,
-            )
-            if seq is not None:
-                return seq
 
-    while len(pool) < cfg.pool_size:
-        pool.append(draw())
+def _train_loop(cfg, out, model, probe, params, opt, sequences, rng, log) -> Path:
+    draw = sequences.draw
+    device = next(model.parameters()).device
+    pool = [draw() for _ in range(cfg.pool_size)]
     set_memory_dropout(model, cfg.memory_dropout)
     if cfg.align_memory_gain > 0:
         with torch.no_grad():
-            sample = torch.cat([seq.images for seq in pool[:8]])
+            sample = torch.cat([seq.images for seq in pool[:8]]).to(device)
             align_memory_attention(model, cfg.align_memory_gain, model.encode_image(sample).embedding)
     average = None
     if cfg.ema > 0:
@@ -446,8 +529,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log(json.dumps(rec))
-            if (step + 1) % cfg.eval_every == 0 or step + 1 == last_step:
-                q = evaluate(kept)
+            out_of_time = cfg.time_limit_min > 0 and time.time() - started > 60 * cfg.time_limit_min
+            if (step + 1) % cfg.eval_every == 0 or step + 1 == last_step or out_of_time:
+                q = evaluate(kept, options=SessionOptions(autocast=False))
                 score = q.click_iou + q.tracking_iou + q.zstack_dice
                 rec = {"step": step + 1, "eval": {"click_iou": q.click_iou, "tracking_iou": q.tracking_iou,
                        "zstack_dice": q.zstack_dice}, "elapsed_s": round(time.time() - started, 1)}
@@ -456,8 +540,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
                     save_checkpoint(kept, best_path)
                     rec["saved"] = str(best_path)
                 save_checkpoint(kept, out / "last.pt")
+                if cfg.keep_every_eval:
+                    save_checkpoint(kept, out / f"step{step + 1}.pt")
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log(json.dumps(rec))
+                if out_of_time:
+                    break
         log_file.write(json.dumps({"done": True, "wall_s": round(time.time() - started, 1), "best": best}) + "\n")
     return best_path
