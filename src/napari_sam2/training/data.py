@@ -78,10 +78,11 @@ def sample_sequence(
 ) -> TrainSequence | None:
     """One random training sequence, or None if nothing suitable was drawn.
 
-    ``max_stride`` > 1: every sequence takes every ``k``-th frame (slice),
-    ``k`` drawn from 1 to ``max_stride`` (as far as the stack allows), so
-    that a few frames show the motion and change of many: what a tracked
-    object looks like 15 frames after its prompt, at the cost of 6 frames.
+    ``max_stride`` > 1: every time-lapse sequence takes every ``k``-th
+    frame, ``k`` drawn from 1 to ``max_stride``, so that a few frames show
+    the motion and change of many: what a tracked object looks like 15
+    frames after its prompt, at the cost of 6 frames. Z-stacks keep
+    consecutive slices.
     """
     seed = int(rng.integers(0, HELD_OUT_SEED_BASE))
     # drawn only when asked for, so that runs without it are unchanged

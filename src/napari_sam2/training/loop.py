@@ -85,7 +85,7 @@ class TrainConfig:
     # > 0: stop after this many steps (evaluated and saved there); the
     # learning-rate schedule still runs over ``steps``
     stop_after: int = 0
-    # > 1: sequences take every k-th frame, k from 1 to this (see
+    # > 1: time-lapse sequences take every k-th frame, k from 1 to this (see
     # sample_sequence): the demo's phases 2-6 trained on 4-6 consecutive
     # frames, and lost cells that moved or changed over 20 (the tracked
     # mask stayed where the prompt had put it)
