@@ -386,14 +386,18 @@ def _resized(masks: torch.Tensor, size: int) -> torch.Tensor:
     return (F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False) >= 0.5).float()
 
 
-def _draw_until_found(seed: int, kwargs: dict) -> tuple:
-    """A training sequence from its own seed, as plain arrays (run in a
-    worker process; arrays pickle more simply than tensors)."""
-    rng = np.random.default_rng(seed)
+def _until_found(rng: np.random.Generator, kwargs: dict) -> TrainSequence:
     while True:
         seq = sample_sequence(rng, **kwargs)
         if seq is not None:
-            return tuple(x.numpy() if isinstance(x, torch.Tensor) else x for x in seq)
+            return seq
+
+
+def _draw_until_found(seed: int, kwargs: dict) -> tuple:
+    """A training sequence from its own seed, as plain arrays (run in a
+    worker process; arrays pickle more simply than tensors)."""
+    seq = _until_found(np.random.default_rng(seed), kwargs)
+    return tuple(x.numpy() if isinstance(x, torch.Tensor) else x for x in seq)
 
 
 def _worker_init() -> None:
@@ -418,10 +422,7 @@ class _Sequences:
 
     def draw(self) -> TrainSequence:
         if self.executor is None:
-            while True:
-                seq = sample_sequence(self.rng, **self.kwargs)
-                if seq is not None:
-                    return seq
+            return _until_found(self.rng, self.kwargs)
         arrays = self.pending.popleft().result()
         self.pending.append(self._submit())
         return TrainSequence(*(torch.from_numpy(x) if isinstance(x, np.ndarray) else x for x in arrays))
