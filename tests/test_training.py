@@ -236,7 +236,7 @@ def test_sequences_take_every_kth_frame_up_to_the_max_stride(monkeypatch, max_st
         return film
 
     monkeypatch.setattr(data, "make_timelapse", fixed)
-    frames = data._resized(torch.from_numpy(film.labels > 0).float()[:, None], SIZE)  # (40, 1, S, S)
+    frames = data.resized_masks(torch.from_numpy(film.labels > 0).float()[:, None], SIZE)  # (40, 1, S, S)
     rng = np.random.default_rng(0)
     steps = set()
     for _ in range(20):
@@ -259,7 +259,7 @@ def test_zstack_sequences_take_consecutive_slices_whatever_the_max_stride(monkey
 
     stack = make_zstack(ZStackParams(n_slices=24, height=64, width=64, n_nuclei=4), seed=3)
     monkeypatch.setattr(data, "make_zstack", lambda params, seed: stack)
-    slices = data._resized(torch.from_numpy(stack.labels > 0).float()[:, None], SIZE)
+    slices = data.resized_masks(torch.from_numpy(stack.labels > 0).float()[:, None], SIZE)
     rng = np.random.default_rng(1)
     for _ in range(10):
         seq = data.sample_sequence(rng, image_size=SIZE, num_frames=4, max_objects=2, zstack_fraction=1.0,
@@ -277,7 +277,7 @@ def test_prompted_in_the_middle_the_backward_pass_reads_the_forward_memories(mon
 
     def seen_in_the_middle(seed):
         seqs, rng = batch(n=1, frames=5, seed=seed)
-        return bool((loop._resized(seqs[0].masks, 64)[2].flatten(1).sum(1) >= 16).any()), seqs, rng
+        return bool((loop.resized_masks(seqs[0].masks, 64)[2].flatten(1).sum(1) >= 16).any()), seqs, rng
 
     # the first seed with an object seen on the middle frame (one is needed)
     seqs, rng = next(found[1:] for found in map(seen_in_the_middle, range(20)) if found[0])

@@ -51,7 +51,8 @@ def _window(stack: Synthetic, start: int, length: int, reverse: bool, stride: in
     return stack.image[idx], stack.labels[idx]
 
 
-def _resized(masks: torch.Tensor, size: int) -> torch.Tensor:
+def resized_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
+    """Binary masks (``... x H x W``) at ``size x size``, bilinear then >= 0.5."""
     if masks.shape[-2:] == (size, size):
         return masks
     masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
@@ -64,7 +65,7 @@ def _to_model(image: np.ndarray, labels: np.ndarray, ids: list[int], size: int):
     lab = torch.from_numpy(labels.astype(np.int64))  # (T, H, W)
     masks = torch.stack([(lab == i).float() for i in ids], dim=1)  # (T, K, H, W)
     foreground = (lab > 0).float()[:, None]  # (T, 1, H, W)
-    return images, _resized(masks, size), _resized(foreground, size)
+    return images, resized_masks(masks, size), resized_masks(foreground, size)
 
 
 def sample_sequence(

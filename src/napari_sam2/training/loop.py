@@ -26,7 +26,7 @@ from ..config import load_config
 from ..engine import SessionOptions
 from ..model import FrameFeatures, PointPrompts, build_model, read_memory
 from ..model.device import resolve_device
-from .data import TrainSequence, sample_sequence
+from .data import TrainSequence, resized_masks, sample_sequence
 from .evaluate import evaluate
 from .losses import sam_losses
 from .prompts import correction_click, first_click, noisy_box
@@ -272,7 +272,7 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
         n_terms += 1
 
     size = cfg.loss_size
-    masks = [_resized(seq.masks, size) for seq in batch]  # each (T, K, L, L), on the CPU (for the clicks)
+    masks = [resized_masks(seq.masks, size) for seq in batch]  # each (T, K, L, L), on the CPU (for the clicks)
     # the prompted frame (see TrainConfig.p_both): the middle one, with the
     # objects seen there (at least 16 loss pixels), if every sequence has
     # one; drawn only when asked for
@@ -285,7 +285,7 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
             masks = [m[:, k] for m, k in zip(masks, seen)]
     aux = None
     if probe is not None and feats.high_res is not None:
-        fg = torch.cat([_resized(seq.foreground, size) for seq in batch], dim=0).to(device)  # (B*T, 1, L, L)
+        fg = torch.cat([resized_masks(seq.foreground, size) for seq in batch], dim=0).to(device)  # (B*T, 1, L, L)
         logit = F.interpolate(probe(feats.high_res[0]), size=(size, size), mode="bilinear", align_corners=False)
         aux = F.binary_cross_entropy_with_logits(logit, fg)
         terms.append(aux)
@@ -378,12 +378,6 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
 def _row(head, i: int):
     """Object ``i`` of a batched head output, keeping the batch dimension."""
     return type(head)(*(t[i:i + 1] for t in head))
-
-
-def _resized(masks: torch.Tensor, size: int) -> torch.Tensor:
-    if masks.shape[-1] == size:
-        return masks
-    return (F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False) >= 0.5).float()
 
 
 def _until_found(rng: np.random.Generator, kwargs: dict) -> TrainSequence:
