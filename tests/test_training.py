@@ -38,12 +38,21 @@ def batch(n=2, frames=2, seed=0):
 TINY_RUN = dict(batch_size=1, num_frames=2, max_objects=2, pool_size=2, refresh_per_step=0, warmup=1, loss_size=64)
 
 
-def short_run(out, monkeypatch, evaluate=None, **settings):
+def short_run(out, monkeypatch, evaluate=None, zstack_seeds=None, **settings):
     """Train the demo config at ``SIZE`` with ``TINY_RUN`` plus ``settings``
     into ``out``; ``evaluate`` replaces the costly evaluation (default: all
-    zero). Returns the TrainConfig and the path ``train`` returned."""
+    zero), and each evaluation's z-stack seeds go into the list
+    ``zstack_seeds`` if given. Returns the TrainConfig and the path ``train``
+    returned."""
     evaluate = evaluate or (lambda model: Quality(0.0, 0.0, 0.0, {}))
-    monkeypatch.setattr(loop, "evaluate", lambda model, options: evaluate(model))
+
+    def stand_in(model, zstack_seeds=(), options=None):
+        if asked is not None:
+            asked.append(list(zstack_seeds))
+        return evaluate(model)
+
+    asked = zstack_seeds
+    monkeypatch.setattr(loop, "evaluate", stand_in)
     monkeypatch.setattr(loop, "load_config", lambda name, **kw: load_config(name, **{"image_size": SIZE, **kw}))
     cfg = loop.TrainConfig(**{**TINY_RUN, **settings})
     return cfg, loop.train(cfg, out, log=lambda line: None)
@@ -299,6 +308,40 @@ def test_prompted_in_the_middle_the_backward_pass_reads_the_forward_memories(mon
     reads.clear()
     loop.sequence_loss(model, seqs, loop.TrainConfig(num_frames=5, loss_size=64), rng)
     assert [r[:3] for r in reads] == [(t, False, [0]) for t in range(1, 5)]
+
+
+def test_a_random_prompt_frame_leaves_the_backward_pass_many_forward_memories(monkeypatch):
+    model = small_model()
+    prompted = []
+    real = loop.read_memory
+
+    def spy(frame, cond, recent, **kwargs):
+        if not recent:
+            prompted.append(sorted(cond)[0])
+        if kwargs["reverse"] and frame + 1 in cond:
+            # the first backward frame holds every forward frame's memory
+            assert sorted(recent) == list(range(frame + 2, 7))
+        return real(frame, cond, recent, **kwargs)
+
+    monkeypatch.setattr(loop, "read_memory", spy)
+    cfg = loop.TrainConfig(num_frames=7, loss_size=64, p_both=1.0, both_prompt="random")
+    for seed in range(12):
+        seqs, rng = batch(n=1, frames=7, seed=seed)
+        loop.sequence_loss(model, seqs, cfg, rng)
+    # frames 1..5 (every one but the first and last), not only the middle
+    assert len(set(prompted) - {0}) >= 3 and set(prompted) <= set(range(6))
+
+
+@pytest.mark.parametrize("bad", [dict(both_prompt="first"), dict(eval_zstacks=0), dict(eval_zstacks=11)])
+def test_bad_both_prompt_or_validation_size_is_refused(tmp_path, monkeypatch, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        short_run(tmp_path, monkeypatch, steps=1, **bad)
+
+
+def test_evaluations_measure_as_many_validation_zstacks_as_asked(tmp_path, monkeypatch):
+    asked = []
+    short_run(tmp_path, monkeypatch, zstack_seeds=asked, steps=1, eval_zstacks=10)
+    assert asked == [list(range(100, 110))]
 
 
 def test_worker_processes_make_the_same_sequences_whatever_their_number():

@@ -27,7 +27,7 @@ from ..engine import SessionOptions
 from ..model import FrameFeatures, PointPrompts, build_model, read_memory
 from ..model.device import resolve_device
 from .data import TrainSequence, resized_masks, sample_sequence
-from .evaluate import evaluate
+from .evaluate import VALIDATION_SEEDS, evaluate
 from .losses import sam_losses
 from .prompts import correction_click, first_click, noisy_box
 
@@ -114,6 +114,13 @@ class TrainConfig:
     # one way lost whole nuclei there: a z-stack's backward pass read the
     # forward frames where the nucleus had ended, and found nothing)
     p_both: float = 0.0
+    # which frame those sequences prompt: "middle", or "random" (any but the
+    # first and last), so that the backward pass's first frame may read up
+    # to ``num_frames - 2`` forward memories, as a z-stack's does in
+    # ``propagate("both")`` when a nucleus ends just after the middle slice
+    both_prompt: str = "middle"
+    # how many validation z-stacks (3 nuclei each) the evaluations measure
+    eval_zstacks: int = 4
 
 
 class _Entry(NamedTuple):
@@ -278,7 +285,7 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
     # one; drawn only when asked for
     p = 0
     if cfg.p_both > 0 and t_len >= 3 and rng.uniform() < cfg.p_both:
-        mid = t_len // 2
+        mid = t_len // 2 if cfg.both_prompt == "middle" else int(rng.integers(1, t_len - 1))
         seen = [m[mid].flatten(1).sum(1) >= 16 for m in masks]
         if all(bool(k.any()) for k in seen):
             p = mid
@@ -430,6 +437,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
     """Train and save ``demo.pt`` (the best evaluated checkpoint) and
     ``train_log.jsonl`` in ``out_dir``; returns the checkpoint path."""
     out = Path(out_dir)
+    if cfg.both_prompt not in ("middle", "random"):
+        raise ValueError(f"both_prompt must be 'middle' or 'random', got {cfg.both_prompt!r}")
+    if not 1 <= cfg.eval_zstacks <= len(VALIDATION_SEEDS):
+        raise ValueError(f"eval_zstacks must be 1 to {len(VALIDATION_SEEDS)} (the validation seeds), "
+                         f"got {cfg.eval_zstacks}")
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -526,7 +538,7 @@ def _train_loop(cfg, out, model, probe, params, opt, sequences, rng, log) -> Pat
                 log(json.dumps(rec))
             out_of_time = cfg.time_limit_min > 0 and time.time() - started > 60 * cfg.time_limit_min
             if (step + 1) % cfg.eval_every == 0 or step + 1 == last_step or out_of_time:
-                q = evaluate(kept, options=SessionOptions(autocast=False))
+                q = evaluate(kept, zstack_seeds=VALIDATION_SEEDS[:cfg.eval_zstacks], options=SessionOptions(autocast=False))
                 score = q.click_iou + q.tracking_iou + q.zstack_dice
                 rec = {"step": step + 1, "eval": {"click_iou": q.click_iou, "tracking_iou": q.tracking_iou,
                        "zstack_dice": q.zstack_dice}, "elapsed_s": round(time.time() - started, 1)}
