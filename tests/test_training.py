@@ -332,6 +332,29 @@ def test_a_random_prompt_frame_leaves_the_backward_pass_many_forward_memories(mo
     assert len(set(prompted) - {0}) >= 3 and set(prompted) <= set(range(6))
 
 
+def test_a_second_frame_prompt_fills_every_memory_slot_of_the_backward_frame(monkeypatch):
+    model = small_model()
+    backward = []
+    real = loop.read_memory
+
+    def spy(frame, cond, recent, **kwargs):
+        readout = real(frame, cond, recent, **kwargs)
+        if kwargs["reverse"]:
+            backward.append((frame, sorted(cond), sorted(recent), readout.frames))
+        return readout
+
+    monkeypatch.setattr(loop, "read_memory", spy)
+    cfg = loop.TrainConfig(num_frames=7, loss_size=64, p_both=1.0, both_prompt="second")
+    seqs, rng = batch(n=1, frames=7, seed=3)
+    loop.sequence_loss(model, seqs, cfg, rng)
+    # one backward frame, frame 0, after the forward pass over frames 2..6
+    assert [b[:3] for b in backward] == [(0, [1], [2, 3, 4, 5, 6])]
+    # the conditioning frame plus all six slots' worth of forward frames:
+    # frame 6 in the oldest slot (1), frame 2 in slot 5
+    spatial = [(pos, t) for kind, pos, t in backward[0][3] if kind == "mem"]
+    assert spatial == [(0, 1), (1, 6), (2, 5), (3, 4), (4, 3), (5, 2)]
+
+
 @pytest.mark.parametrize("bad", [dict(both_prompt="first"), dict(eval_zstacks=0), dict(eval_zstacks=11)])
 def test_bad_both_prompt_or_validation_size_is_refused(tmp_path, monkeypatch, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
