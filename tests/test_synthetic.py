@@ -18,6 +18,8 @@ from napari_sam2.synthetic import (
     make_zstack,
     random_timelapse_params,
     random_zstack_params,
+    samplelike_timelapse_params,
+    samplelike_zstack_params,
 )
 
 SMALL_TIMELAPSE = TimelapseParams(n_frames=6, height=64, width=96, n_cells=4, radius=8.0)
@@ -361,3 +363,37 @@ def test_random_params_generate_valid_stacks(seed):
     zresult = make_zstack(q, seed)
     assert zresult.image.shape == (q.n_slices, q.height, q.width)
     assert zresult.labels.max() >= 1
+
+
+def test_samplelike_params_stay_near_the_samples_and_vary():
+    from napari_sam2.sample_data.generate import timelapse_params, zstack_params
+
+    a = [samplelike_timelapse_params(np.random.default_rng(s)) for s in range(40)]
+    assert a == [samplelike_timelapse_params(np.random.default_rng(s)) for s in range(40)]
+    sample = timelapse_params()
+    for p in a:
+        assert (p.height, p.width) == (sample.height, sample.width)
+        assert 6 <= p.n_cells <= 16 and 11.0 <= p.radius <= 19.0
+        assert 0.5 * sample.speed <= p.speed <= 2 * sample.speed
+        assert 80 <= p.imaging.camera_offset <= 140 and 0.9 <= p.imaging.blur <= 1.6
+    # the sample sits inside the ranges drawn, and they are ranges, not one value
+    assert min(p.radius for p in a) < sample.radius < max(p.radius for p in a)
+    assert min(p.clustering for p in a) < 0.3 and max(p.clustering for p in a) > 0.6
+    assert len({p.n_frames for p in a}) > 10
+    z = [samplelike_zstack_params(np.random.default_rng(s)) for s in range(40)]
+    zs = zstack_params()
+    for q in z:
+        assert (q.height, q.width) == (zs.height, zs.width) and 24 <= q.n_slices <= 40
+        assert 8 <= q.n_nuclei <= 14 and 13.0 <= q.radius <= 19.0
+    assert min(q.radius for q in z) < zs.radius < max(q.radius for q in z)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_samplelike_params_generate_valid_stacks(seed):
+    rng = np.random.default_rng(200 + seed)
+    p = samplelike_timelapse_params(rng)
+    result = make_timelapse(p, seed)
+    assert result.image.shape == (p.n_frames, 256, 256) and result.labels[0].max() >= 4
+    q = samplelike_zstack_params(rng)
+    zresult = make_zstack(q, seed)
+    assert zresult.image.shape == (q.n_slices, 256, 256) and zresult.labels.max() >= 4

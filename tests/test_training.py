@@ -5,6 +5,7 @@ writes its checkpoint and log (with the costly evaluation replaced)."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -392,3 +393,88 @@ def test_a_device_that_is_not_there_is_refused_before_training(tmp_path, monkeyp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="CUDA is not available"):
         short_run(tmp_path, monkeypatch, steps=1, device="cuda")
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_samplelike_fraction_draws_scenes_near_the_samples_that_often(monkeypatch, fraction):
+    from napari_sam2 import synthetic
+    from napari_sam2.training import data
+
+    drawn = []
+
+    class _Stop(Exception):
+        pass
+
+    def spy(kind, real):
+        def draw(rng):
+            drawn.append(kind)
+            return real(rng)
+        return draw
+
+    for name in ("random_timelapse_params", "random_zstack_params"):
+        monkeypatch.setattr(data, name, spy("wide", getattr(synthetic, name)))
+    for name in ("samplelike_timelapse_params", "samplelike_zstack_params"):
+        monkeypatch.setattr(data, name, spy("near", getattr(synthetic, name)))
+
+    def stop(params, seed):
+        raise _Stop
+
+    monkeypatch.setattr(data, "make_timelapse", stop)
+    monkeypatch.setattr(data, "make_zstack", stop)
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        with pytest.raises(_Stop):
+            data.sample_sequence(rng, image_size=SIZE, num_frames=3, max_objects=1, zstack_fraction=0.5,
+                                 samplelike_fraction=fraction)
+    share = drawn.count("near") / len(drawn)
+    assert len(drawn) == 200 and abs(share - fraction) < 0.1, share
+
+
+def test_without_samplelike_scenes_the_draws_are_unchanged():
+    # runs made before the option existed draw the same sequences
+    a, _ = batch(n=2, frames=2, seed=7)
+    rng = np.random.default_rng(7)
+    b = []
+    while len(b) < 2:
+        seq = sample_sequence(rng, image_size=SIZE, num_frames=2, max_objects=2, zstack_fraction=0.5,
+                              samplelike_fraction=0.0)
+        if seq is not None:
+            b.append(seq)
+    assert all(torch.equal(x.images, y.images) and torch.equal(x.masks, y.masks) for x, y in zip(a, b))
+
+
+def test_exclusive_training_memories_compete_within_a_sequence_only():
+    model = small_model().eval()
+    s = model.image_size
+    embedding = torch.randn(3, model.hidden_dim, s // 16, s // 16)
+    high = torch.full((3, 1, s, s), -8.0)
+    high[0, :, : s // 2] = 5.0  # objects 0 and 1 (sequence 0) overlap in the top half
+    high[1, :, : s // 4] = 9.0
+    high[2, :, : s // 2] = 7.0  # object 2 (sequence 1) covers the same pixels, in another film
+    head = SimpleNamespace(high_res=high, object_score_logits=torch.ones(3, 1))
+    got = loop._exclusive_memories(model, embedding, head, owners=[0, 0, 1])
+    want = high.clone()
+    want[0, :, : s // 4] = -10.0  # object 1 claims these more strongly
+    expected = model.encode_memory(embedding, want, head.object_score_logits, from_points=False)
+    torch.testing.assert_close(got, expected)
+    # alone in its sequence, an object's memory is the plain one
+    plain = model.encode_memory(embedding, high, head.object_score_logits, from_points=False)
+    torch.testing.assert_close(got[2], plain[2])
+    assert not torch.allclose(got[0], plain[0])
+
+
+def test_a_short_run_with_exclusive_memories_trains_through_them(tmp_path, monkeypatch):
+    calls = []
+    real = loop._exclusive_memories
+
+    def spy(model, embedding, head, owners):
+        calls.append(list(owners))
+        return real(model, embedding, head, owners)
+
+    monkeypatch.setattr(loop, "_exclusive_memories", spy)
+    cfg, path = short_run(tmp_path / "run", monkeypatch, steps=2, num_frames=3, exclusive_memories=True,
+                          samplelike_fraction=1.0)
+    assert path.is_file()
+    assert len(calls) == 2 * 2  # two tracked frames in each of two steps
+    logged = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert logged[0]["config"]["exclusive_memories"] is True and logged[0]["config"]["samplelike_fraction"] == 1.0

@@ -45,6 +45,8 @@ __all__ = [
     "random_imaging_params",
     "random_timelapse_params",
     "random_zstack_params",
+    "samplelike_timelapse_params",
+    "samplelike_zstack_params",
 ]
 
 _UINT16_MAX = 65535
@@ -886,5 +888,78 @@ def random_zstack_params(rng: np.random.Generator) -> ZStackParams:
         rim=float(rng.uniform(0.0, 0.6)),
         axial_blur=imaging.blur * float(rng.uniform(2.0, 4.0)) / z_step,
         depth_falloff=float(rng.uniform(0.0, 0.7)),
+        imaging=imaging,
+    )
+
+
+# --------------------------------------------------------------------------
+# parameters near the shipped samples', for training
+
+
+def _samplelike_imaging_params(rng: np.random.Generator) -> ImagingParams:
+    """Camera settings within about a third of the defaults (which the
+    shipped samples use)."""
+    return ImagingParams(
+        camera_offset=float(rng.uniform(80.0, 140.0)),
+        background=float(rng.uniform(110.0, 220.0)),
+        background_variation=float(rng.uniform(0.1, 0.3)),
+        vignetting=float(rng.uniform(0.05, 0.25)),
+        gain=float(rng.uniform(1.5, 4.0)),
+        read_noise=float(rng.uniform(3.0, 7.0)),
+        blur=float(rng.uniform(0.9, 1.6)),
+    )
+
+
+def samplelike_timelapse_params(rng: np.random.Generator) -> TimelapseParams:
+    """Time-lapse parameters near the defaults and the shipped sample's:
+    256 px frames, 6-16 cells of radius 11-19 px, in colonies or apart,
+    moderate motion, a few divisions and entries. The demo model sees these
+    as well as :func:`random_timelapse_params`' wide range, so that it is at
+    its best on data like the sample it is shown with."""
+    return TimelapseParams(
+        n_frames=int(rng.integers(6, 41)), height=256, width=256,
+        n_cells=int(rng.integers(6, 17)), radius=float(rng.uniform(11.0, 19.0)),
+        radius_spread=float(rng.uniform(0.1, 0.3)),
+        elongation=float(rng.uniform(0.2, 0.6)),
+        irregularity=float(rng.uniform(0.04, 0.12)),
+        shape_drift=float(rng.uniform(0.02, 0.06)),
+        clustering=float(rng.uniform(0.2, 0.7)),
+        speed=float(rng.uniform(0.8, 2.5)),
+        persistence=float(rng.uniform(0.75, 0.95)),
+        overlap=float(rng.uniform(0.05, 0.15)),
+        division_rate=float(rng.uniform(0.0, 0.04)),
+        enter_rate=float(rng.uniform(0.05, 0.2)),
+        signal=float(rng.uniform(1000.0, 2200.0)),
+        signal_spread=float(rng.uniform(0.2, 0.5)),
+        nucleus_contrast=float(rng.uniform(0.3, 0.9)),
+        nucleus_size=float(rng.uniform(0.4, 0.6)),
+        texture=float(rng.uniform(0.08, 0.22)),
+        texture_scale=float(rng.uniform(1.0, 2.0)),
+        bleaching=float(rng.uniform(0.0, 0.01)),
+        debris=int(rng.integers(0, 7)),
+        imaging=_samplelike_imaging_params(rng),
+    )
+
+
+def samplelike_zstack_params(rng: np.random.Generator) -> ZStackParams:
+    """Z-stack parameters near the defaults and the shipped sample's:
+    256 px slices, 24-40 slices, 8-14 nuclei of radius 13-19 px."""
+    imaging = _samplelike_imaging_params(rng)
+    z_step = float(rng.uniform(1.6, 2.4))
+    return ZStackParams(
+        n_slices=int(rng.integers(24, 41)), height=256, width=256,
+        n_nuclei=int(rng.integers(8, 15)), radius=float(rng.uniform(13.0, 19.0)),
+        radius_spread=float(rng.uniform(0.1, 0.3)),
+        elongation=float(rng.uniform(0.2, 0.6)), z_step=z_step,
+        overlap=float(rng.uniform(0.02, 0.08)),
+        signal=float(rng.uniform(1000.0, 2200.0)),
+        signal_spread=float(rng.uniform(0.2, 0.4)),
+        texture=float(rng.uniform(0.15, 0.35)),
+        texture_scale=float(rng.uniform(1.0, 2.0)),
+        nucleoli=float(rng.uniform(0.5, 2.5)),
+        nucleolus_contrast=float(rng.uniform(0.25, 0.55)),
+        rim=float(rng.uniform(0.15, 0.45)),
+        axial_blur=float(rng.uniform(1.1, 1.9)),
+        depth_falloff=float(rng.uniform(0.25, 0.55)),
         imaging=imaging,
     )

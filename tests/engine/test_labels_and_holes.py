@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from napari_sam2.engine.holes import FILL_LOGIT, fill_small_holes
-from napari_sam2.engine.labels import check_id_fits, check_labels_array, compose_frame, upsample_logits
+from napari_sam2.engine.labels import (
+    check_id_fits,
+    check_labels_array,
+    compose_frame,
+    exclusive_logits,
+    upsample_logits,
+)
 
 # ---------------------------------------------------------------- compose_frame
 
@@ -201,3 +207,22 @@ def test_each_object_of_a_batch_is_filled_on_its_own():
     assert torch.equal(both[0:1], fill_small_holes(a, 8))
     assert torch.equal(both[1:2], fill_small_holes(b, 8))
     assert torch.equal(both[2:3], torch.full_like(a, -1.0))
+
+
+# ------------------------------------------------------------- exclusive_logits
+
+
+def test_exclusive_logits_leave_each_pixel_to_its_strongest_object():
+    logits = torch.tensor([[[[3.0, 1.0, -20.0, 4.0]]], [[[2.0, 5.0, -30.0, 4.0]]]])  # (2, 1, 1, 4)
+    out = exclusive_logits(logits)
+    # pixel 0: object 0 wins; 1: object 1; 2: object 0 (-20 > -30) keeps its
+    # value, object 1 was already below -10; 3: a tie goes to the first
+    assert out.tolist() == [[[[3.0, -10.0, -20.0, 4.0]]], [[[-10.0, 5.0, -30.0, -10.0]]]]
+    # competitors that are not returned push pixels down too
+    others = torch.tensor([[[[0.0, 9.0, 0.0, 0.0]]]])
+    out = exclusive_logits(logits, others)
+    assert out.shape == logits.shape
+    assert out[:, 0, 0, 1].tolist() == [-10.0, -10.0]
+    assert out[:, 0, 0, 2].tolist() == [-20.0, -30.0]  # pixel 2: the competitor wins
+    # alone, an object keeps its logits
+    assert torch.equal(exclusive_logits(logits[:1]), logits[:1])

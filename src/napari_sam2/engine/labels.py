@@ -36,6 +36,18 @@ def upsample_logits(low_res: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     return F.interpolate(low_res.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
+def exclusive_logits(logits: torch.Tensor, others: torch.Tensor | None = None) -> torch.Tensor:
+    """``N x 1 x H x W`` mask logits of objects sharing a frame, each with
+    the pixels where another object (of ``logits`` or of the competitors
+    ``others``, ``M x 1 x H x W``, not returned) has a higher logit pushed
+    to -10 or below: what each object's memory is encoded from when
+    ``non_overlap_masks_for_mem_enc`` is on."""
+    everyone = logits if others is None else torch.cat([logits, others])
+    winner = everyone.argmax(dim=0, keepdim=True)  # (1, 1, H, W)
+    rows = torch.arange(len(logits), device=logits.device)[:, None, None, None]
+    return torch.where(winner == rows, logits, logits.clamp(max=-10.0))
+
+
 def compose_frame(old: np.ndarray, ids: list[int], logits: torch.Tensor) -> np.ndarray:
     """The new label frame.
 

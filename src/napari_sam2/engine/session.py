@@ -22,7 +22,7 @@ from ..model.device import autocast_for
 from .features import CacheBudget, FeatureCache, MiB
 from .frames import FrameSource
 from .holes import fill_small_holes
-from .labels import check_id_fits, check_labels_array, compose_frame, upsample_logits
+from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
 from .memory import FrameMemory, MemoryBank, stack_readouts
 from .prompts import (
     FramePrompts,
@@ -544,10 +544,7 @@ class StackSession:
         size = (self.model.image_size, self.model.image_size)
         highs = torch.cat([head.high_res.float() for _, head, _ in tracked])
         others = [upsample_logits(low, size)[:, None] for low in prompted_lows]
-        everyone = torch.cat([highs, *others]) if others else highs
-        winner = everyone.argmax(dim=0, keepdim=True)  # (1, 1, S, S)
-        rows = torch.arange(len(highs), device=highs.device)[:, None, None, None]
-        exclusive = torch.where(winner == rows, highs, highs.clamp(max=-10.0))
+        exclusive = exclusive_logits(highs, torch.cat(others) if others else None)
         scores = torch.cat([head.object_score_logits for _, head, _ in tracked])
         with autocast_for(self.device, self.options.autocast):
             memory = self.model.encode_memory(

@@ -26,6 +26,8 @@ from ..synthetic import (
     make_zstack,
     random_timelapse_params,
     random_zstack_params,
+    samplelike_timelapse_params,
+    samplelike_zstack_params,
 )
 
 HELD_OUT_SEED_BASE = 1_000_000_000
@@ -76,6 +78,7 @@ def sample_sequence(
     max_objects: int,
     zstack_fraction: float,
     max_stride: int = 1,
+    samplelike_fraction: float = 0.0,
 ) -> TrainSequence | None:
     """One random training sequence, or None if nothing suitable was drawn.
 
@@ -84,16 +87,21 @@ def sample_sequence(
     the motion and change of many: what a tracked object looks like 15
     frames after its prompt, at the cost of 6 frames. Z-stacks keep
     consecutive slices.
+
+    ``samplelike_fraction``: the chance that the scene's parameters are
+    drawn near the shipped samples' (:func:`samplelike_timelapse_params`)
+    instead of over the wide range.
     """
     seed = int(rng.integers(0, HELD_OUT_SEED_BASE))
     # drawn only when asked for, so that runs without it are unchanged
     stride = int(rng.integers(1, max_stride + 1)) if max_stride > 1 else 1
+    samplelike = samplelike_fraction > 0 and rng.uniform() < samplelike_fraction
     if rng.uniform() < zstack_fraction:
-        params = random_zstack_params(rng)
+        params = (samplelike_zstack_params if samplelike else random_zstack_params)(rng)
         stack = make_zstack(params, seed=seed)
         kind = "zstack"
     else:
-        params = random_timelapse_params(rng)
+        params = (samplelike_timelapse_params if samplelike else random_timelapse_params)(rng)
         params = dataclasses.replace(params, n_frames=max((num_frames - 1) * stride + 1, 2))
         stack = make_timelapse(params, seed=seed)
         kind = "timelapse"

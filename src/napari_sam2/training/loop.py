@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from ..checkpoints import save_checkpoint
 from ..config import load_config
 from ..engine import SessionOptions
+from ..engine.labels import exclusive_logits
 from ..model import FrameFeatures, PointPrompts, build_model, read_memory
 from ..model.device import resolve_device
 from .data import TrainSequence, resized_masks, sample_sequence
@@ -127,6 +128,15 @@ class TrainConfig:
     both_prompt: str = "middle"
     # how many validation z-stacks (3 nuclei each) the evaluations measure
     eval_zstacks: int = 4
+    # the chance that a sequence's scene is drawn near the shipped samples'
+    # parameters (data.sample_sequence) rather than over the wide range
+    samplelike_fraction: float = 0.0
+    # encode each tracked frame's memories as the engine does with the
+    # config's non_overlap_masks_for_mem_enc: every object of a sequence
+    # without the pixels another object of it claims more strongly (the
+    # demo's phases 1-6 encoded each object's whole mask, while the engine
+    # encodes exclusive ones)
+    exclusive_memories: bool = False
 
 
 class _Entry(NamedTuple):
@@ -377,15 +387,31 @@ def sequence_loss(model, batch: list[TrainSequence], cfg: TrainConfig, rng: np.r
     for t, reverse in order:
         ft = _frame(feats, [b * t_len + t for b in owners])
         readout = read_memory(t, cond, recent, config=model.config.tracking, num_frames=virtual_len, reverse=reverse)
-        step = model.track_step(ft, readout=readout)
+        step = model.track_step(ft, readout=readout, encode_memory=not cfg.exclusive_memories)
         add(step.head, targets[t][:, None])
-        recent[t] = _Entry(step.memory, step.head.obj_ptr)
+        memory = step.memory
+        if cfg.exclusive_memories:
+            memory = _exclusive_memories(model, ft.embedding, step.head, owners)
+        recent[t] = _Entry(memory, step.head.obj_ptr)
 
     total = torch.stack(terms).mean()
     out = {k: v / max(n_terms, 1) for k, v in parts.items()}
     if aux is not None:
         out["foreground"] = float(aux.detach())
     return total, out
+
+
+def _exclusive_memories(model, embedding: torch.Tensor, head, owners: list[int]) -> torch.Tensor:
+    """Memories of a tracked frame for objects of several sequences (row
+    ``i`` belongs to sequence ``owners[i]``), each encoded from its mask
+    with the pixels another object of its own sequence claims more strongly
+    pushed to background."""
+    highs = head.high_res
+    exclusive = torch.empty_like(highs)
+    for b in sorted(set(owners)):
+        rows = [i for i, o in enumerate(owners) if o == b]
+        exclusive[rows] = exclusive_logits(highs[rows])
+    return model.encode_memory(embedding, exclusive, head.object_score_logits, from_points=False)
 
 
 def _row(head, i: int):
@@ -495,7 +521,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log=print) -> Path:
     size = model.image_size
     sequences = _Sequences(rng, cfg.workers, image_size=size, num_frames=cfg.num_frames,
                            max_objects=cfg.max_objects, zstack_fraction=cfg.zstack_fraction,
-                           max_stride=cfg.max_frame_stride)
+                           max_stride=cfg.max_frame_stride, samplelike_fraction=cfg.samplelike_fraction)
     try:
         return _train_loop(cfg, out, model, probe, params, opt, sequences, rng, log)
     finally:
