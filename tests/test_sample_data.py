@@ -39,13 +39,24 @@ def test_sample_returns_image_and_ground_truth(load, name, axes, files, make):
     assert 8 <= len(np.unique(labels)) - 1 <= 25
 
 
+def assert_same_counts(image: np.ndarray, shipped: np.ndarray) -> None:
+    """The generator's image is the shipped one, up to rounding: a value
+    within float error of a half count may round either way, because
+    numpy/scipy builds differ in the last bits of their filters (seen: one
+    voxel of the z-stack's 2 million, one count apart, with scipy 1.17)."""
+    assert image.shape == shipped.shape and image.dtype == shipped.dtype
+    diff = np.abs(image.astype(np.int64) - shipped.astype(np.int64))
+    assert diff.max() <= 1, diff.max()
+    assert np.count_nonzero(diff) <= max(1, diff.size // 100_000), np.count_nonzero(diff)
+
+
 @pytest.mark.parametrize("load, name, axes, files, make", SAMPLES, ids=IDS)
 def test_shipped_tiffs_are_reproduced_by_the_generator(load, name, axes, files, make):
     regenerated = make()
     image = _sample_data.load_sample_array(files.image)
     labels = _sample_data.load_sample_array(files.labels)
     assert image.dtype == np.uint16
-    np.testing.assert_array_equal(image, regenerated.image)
+    assert_same_counts(regenerated.image, image)
     np.testing.assert_array_equal(labels, regenerated.labels)
 
 
@@ -67,8 +78,11 @@ def test_generate_main_writes_the_same_files(tmp_path):
     names = {p.name for p in written}
     assert names == {*generate.TIMELAPSE_FILES[:2], *generate.ZSTACK_FILES[:2]}
     for path in written:
-        np.testing.assert_array_equal(tifffile.imread(path),
-                                      _sample_data.load_sample_array(path.name))
+        shipped = _sample_data.load_sample_array(path.name)
+        if "labels" in path.name:
+            np.testing.assert_array_equal(tifffile.imread(path), shipped)
+        else:
+            assert_same_counts(tifffile.imread(path), shipped)
 
 
 def test_manifest_declares_sample_data_and_writer():
