@@ -4,6 +4,7 @@ writes its checkpoint and log (with the costly evaluation replaced)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -430,17 +431,35 @@ def test_samplelike_fraction_draws_scenes_near_the_samples_that_often(monkeypatc
     assert len(drawn) == 200 and abs(share - fraction) < 0.1, share
 
 
-def test_without_samplelike_scenes_the_draws_are_unchanged():
-    # runs made before the option existed draw the same sequences
-    a, _ = batch(n=2, frames=2, seed=7)
-    rng = np.random.default_rng(7)
-    b = []
-    while len(b) < 2:
-        seq = sample_sequence(rng, image_size=SIZE, num_frames=2, max_objects=2, zstack_fraction=0.5,
-                              samplelike_fraction=0.0)
-        if seq is not None:
-            b.append(seq)
-    assert all(torch.equal(x.images, y.images) and torch.equal(x.masks, y.masks) for x, y in zip(a, b))
+def test_without_samplelike_scenes_the_draws_are_unchanged(monkeypatch):
+    # runs made before the option existed draw the same scenes: the seed,
+    # the z-stack-or-film choice, then the wide-range parameters, and
+    # nothing else from the generator
+    from napari_sam2 import synthetic
+    from napari_sam2.training import data
+
+    made = []
+
+    class _Stop(Exception):
+        pass
+
+    def record(params, seed):
+        made.append((params, seed))
+        raise _Stop
+
+    monkeypatch.setattr(data, "make_timelapse", record)
+    monkeypatch.setattr(data, "make_zstack", record)
+    rng, before = np.random.default_rng(7), np.random.default_rng(7)
+    for _ in range(20):
+        with pytest.raises(_Stop):
+            data.sample_sequence(rng, image_size=SIZE, num_frames=3, max_objects=1, zstack_fraction=0.5)
+        seed = int(before.integers(0, data.HELD_OUT_SEED_BASE))
+        if before.uniform() < 0.5:
+            params = synthetic.random_zstack_params(before)
+        else:
+            params = dataclasses.replace(synthetic.random_timelapse_params(before), n_frames=3)
+        assert made[-1] == (params, seed)
+    assert rng.integers(2**62) == before.integers(2**62)
 
 
 def test_exclusive_training_memories_compete_within_a_sequence_only():
