@@ -5,6 +5,7 @@
     napari-sam2 segment stack.tif --model sam2.1_hiera_small --point 0,120,88 --out labels.tif
     napari-sam2 models                      # known models and whether they are cached
     napari-sam2 download sam2.1_hiera_large # fetch a checkpoint ahead of time
+    napari-sam2 batch "plate/*.tif" --prompts prompts.json --out results --workers 2
 
 Points are ``FRAME,Y,X`` (napari order) with an optional ``,ID`` (object id,
 default 1); ``--neg`` adds a negative click; ``--box FRAME,Y0,X0,Y1,X1[,ID]``.
@@ -43,12 +44,12 @@ def _box(text: str) -> _Prompt:
     return _Prompt(text, 5, "box")
 
 
-def _progress_bar(total_hint: str):
+def _progress_bar(total_hint: str, unit: str = "frame"):
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm comes with napari
         return None
-    bar = tqdm(desc=total_hint, unit="frame")
+    bar = tqdm(desc=total_hint, unit=unit)
 
     def update(done: int, total: int) -> None:
         bar.total = total
@@ -108,6 +109,34 @@ def cmd_download(args) -> int:
 
     print(ensure_checkpoint(args.name))
     return 0
+
+
+def cmd_batch(args) -> int:
+    from . import batch
+
+    settings = {"model": args.model, "device": args.device, "image_size": args.image_size,
+                "axis": args.axis, "channel_axis": args.channel_axis, "direction": args.direction,
+                "detect_every": args.detect_every}
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    bar = _progress_bar("batch", unit="stack")
+    try:
+        summary = batch.run(args.inputs, args.out, prompts=args.prompts, auto=args.auto, client=client,
+                            workers=args.workers, threads_per_worker=args.threads_per_worker,
+                            progress=bar, **settings)
+    finally:
+        if client is not None:
+            client.close()
+    counts = {s: sum(r.status == s for r in summary) for s in ("done", "skipped", "failed")}
+    for row in summary:
+        if row.status == "failed":
+            print(f"failed: {row.input}: {row.error}", file=sys.stderr)
+    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
+          f"summary in {Path(args.out) / batch.SUMMARY}", file=sys.stderr)
+    return 1 if counts["failed"] else 0
 
 
 def run_demo(out_dir: str | Path, *, device: str | None = None, log=print) -> dict:
@@ -193,6 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("download", help="download a model's checkpoint into the cache")
     dl.add_argument("name")
     dl.set_defaults(func=cmd_download)
+
+    bat = sub.add_parser("batch", help="segment and track many stacks, one task each, on dask.distributed")
+    bat.add_argument("inputs", nargs="+", help="stack files (TIFF, OME-TIFF), zarr folders or glob patterns")
+    bat.add_argument("--out", required=True, help="output folder (one subfolder per stack + summary.csv)")
+    how = bat.add_mutually_exclusive_group(required=True)
+    how.add_argument("--prompts", help="JSON file: per stack file name, the objects' points and boxes")
+    how.add_argument("--auto", action="store_true", help="track everything (no prompts)")
+    bat.add_argument("--detect-every", type=int, default=5, help="with --auto: look for new objects every K frames")
+    bat.add_argument("--model", default="demo", help="model name or checkpoint file (default: demo)")
+    bat.add_argument("--direction", choices=("forward", "backward", "both"), default="forward")
+    bat.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
+    bat.add_argument("--channel-axis", type=int, default=None)
+    bat.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    bat.add_argument("--image-size", type=int, default=None, help="model input size, e.g. 512")
+    bat.add_argument("--workers", type=int, default=1, help="worker processes of the local cluster")
+    bat.add_argument("--threads-per-worker", type=int, default=1)
+    bat.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
+    bat.set_defaults(func=cmd_batch)
 
     demo = sub.add_parser("demo", help="run the shipped demo model on the sample time-lapse (offline)")
     demo.add_argument("--out", default="napari-sam2-demo", help="folder for the labels TIFF")
