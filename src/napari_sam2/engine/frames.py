@@ -191,6 +191,11 @@ class FrameSource:
         return (self._shape[self._y_axis], self._shape[self._x_axis])
 
     @property
+    def data_shape(self) -> tuple[int, ...]:
+        """The shape of the whole data (all axes)."""
+        return self._shape
+
+    @property
     def original_size(self) -> tuple[int, int]:
         """``(H, W)`` that masks are resized back to; points are ``(y, x)`` in it."""
         return self.frame_shape

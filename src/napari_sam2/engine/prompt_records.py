@@ -24,12 +24,18 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class FrameRecord:
+    """One object's prompts on one frame; ``mask`` (``Y x X`` bool) only in
+    session files, where it replaces points and box."""
+
     points: tuple[tuple[float, float], ...] = ()
     labels: tuple[int, ...] = ()
     box: tuple[float, float, float, float] | None = None
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,12 @@ class ObjectRecord:
     frames: dict[int, FrameRecord] = field(default_factory=dict)
 
 
-def parse_objects(doc: Any, *, where: str) -> list[ObjectRecord]:
+def parse_objects(doc: Any, *, where: str, allow_empty_frames: bool = False) -> list[ObjectRecord]:
     """Validate a prompts document (``{"objects": [...]}``) into records.
 
     ``where`` names the document in errors (a file, a key in it), which say
-    which entry is wrong and what is expected.
+    which entry is wrong and what is expected. ``allow_empty_frames``: a
+    frame may have neither points nor box (session files give it a mask).
     """
     if not isinstance(doc, dict) or "objects" not in doc:
         raise ValueError(f"{where}: expected an object with an 'objects' list")
@@ -71,7 +78,7 @@ def parse_objects(doc: Any, *, where: str) -> list[ObjectRecord]:
         parsed = {}
         for key, value in frames.items():
             frame = _integer(_frame_key(key, f"{at}.frames"), f"{at}.frames[{key!r}]", minimum=0)
-            parsed[frame] = _frame_record(value, f"{at}.frames[{key!r}]")
+            parsed[frame] = _frame_record(value, f"{at}.frames[{key!r}]", allow_empty_frames)
         records.append(ObjectRecord(obj_id, name, dict(sorted(parsed.items()))))
     return records
 
@@ -98,9 +105,12 @@ def objects_to_json(records: list[ObjectRecord]) -> dict:
 
 
 def apply_objects(session, records: list[ObjectRecord]) -> None:
-    """Give ``session`` the prompts of ``records`` (box first, then clicks)."""
+    """Give ``session`` the prompts of ``records`` (a mask, or a box first
+    and then clicks)."""
     for rec in records:
         for frame, fr in rec.frames.items():
+            if fr.mask is not None:
+                session.add_mask(rec.id, frame, fr.mask)
             if fr.box is not None:
                 session.add_box(rec.id, frame, fr.box)
             if fr.points:
@@ -115,7 +125,7 @@ def _frame_key(key: Any, at: str) -> int:
     raise ValueError(f"{at}: frame keys must be whole numbers, got {key!r}")
 
 
-def _frame_record(value: Any, at: str) -> FrameRecord:
+def _frame_record(value: Any, at: str, allow_empty: bool) -> FrameRecord:
     if not isinstance(value, dict):
         raise ValueError(f"{at}: expected an object with 'points' (+ 'labels') and/or 'box'")
     unknown = set(value) - {"points", "labels", "box"}
@@ -139,7 +149,7 @@ def _frame_record(value: Any, at: str) -> FrameRecord:
         if not isinstance(box, list) or len(box) != 4:
             raise ValueError(f"{at}.box: expected [y0, x0, y1, x1], got {box!r}")
         box = tuple(_finite(v, f"{at}.box") for v in box)
-    if not pts and box is None:
+    if not pts and box is None and not allow_empty:
         raise ValueError(f"{at}: a frame needs points or a box")
     return FrameRecord(pts, labs, box)
 

@@ -128,6 +128,11 @@ class FramePrompts:
     labels: list[int] = field(default_factory=list)
     mask: np.ndarray | None = None  # S x S bool at model resolution
     dirty: bool = True  # changed since it was last decoded
+    # the same prompts as the caller gave them (for session files): (y, x)
+    # points, the (y0, x0, y1, x1) box as clipped, the Y x X mask
+    given_points: list[tuple[float, float]] = field(default_factory=list)
+    given_box: tuple[float, float, float, float] | None = None
+    given_mask: np.ndarray | None = None
 
     def point_prompts(self, device: torch.device) -> PointPrompts | None:
         coords: list = []

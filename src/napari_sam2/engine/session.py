@@ -24,6 +24,7 @@ from .frames import FrameSource
 from .holes import fill_small_holes
 from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
 from .memory import FrameMemory, MemoryBank, stack_readouts
+from .prompt_records import FrameRecord, ObjectRecord
 from .prompts import (
     FramePrompts,
     PromptScaler,
@@ -139,6 +140,8 @@ class StackSession:
         self._scaler = PromptScaler((self.height, self.width), model.image_size)
         self._lock = threading.RLock()
         self._running = False
+        # per object id, what a session file kept with it (name, colour)
+        self.objects_meta: dict[int, dict] = {}
         self._encode = model.encode_image
         if options.compile_image_encoder and self.device.type == "cuda":
             self._encode = torch.compile(model.encode_image, dynamic=False)
@@ -161,9 +164,10 @@ class StackSession:
             self._not_running()
             prompts = self._frame_prompts(obj_id, frame)
             if prompts.mask is not None:
-                prompts.mask = None
+                prompts.mask = prompts.given_mask = None
             prompts.points += self._scaler.points(yx)
             prompts.labels += labs.tolist()
+            prompts.given_points += [(float(y), float(x)) for y, x in yx]
             self._prompt_changed(obj_id, frame)
 
     def add_box(self, obj_id: int, frame: int, box) -> None:
@@ -176,6 +180,8 @@ class StackSession:
             prompts = self._frame_prompts(obj_id, frame)
             prompts.mask, prompts.points, prompts.labels = None, [], []
             prompts.box = self._scaler.box(yxyx)
+            prompts.given_mask, prompts.given_points = None, []
+            prompts.given_box = tuple(float(v) for v in yxyx)
             self._prompt_changed(obj_id, frame)
 
     def add_mask(self, obj_id: int, frame: int, mask) -> None:
@@ -195,6 +201,7 @@ class StackSession:
             prompts = self._frame_prompts(obj_id, frame)
             prompts.box, prompts.points, prompts.labels = None, [], []
             prompts.mask = t.bool().numpy()[0, 0]
+            prompts.given_box, prompts.given_points, prompts.given_mask = None, [], m
             self._prompt_changed(obj_id, frame)
 
     def clear_frame(self, obj_id: int, frame: int) -> None:
@@ -555,6 +562,69 @@ class StackSession:
             out.append((ids, head, memory[start : start + len(ids)]))
             start += len(ids)
         return out
+
+
+    # ================================================================ session files
+    def prompt_records(self) -> list[ObjectRecord]:
+        """Every object's prompts as the caller gave them (original pixels, (y, x))."""
+        with self._lock:
+            out = []
+            for obj_id, state in self._objects.items():
+                frames = {}
+                for frame, p in sorted(state.prompts.items()):
+                    labels = tuple(int(v) for v in p.labels)
+                    frames[frame] = FrameRecord(tuple(p.given_points), labels, p.given_box, p.given_mask)
+                out.append(ObjectRecord(obj_id, None, frames))
+            return out
+
+    def tracking_state(self) -> dict[int, dict[str, np.ndarray]]:
+        """Per object, per frame: the direction of the pass that wrote it
+        (-1 untracked, 0 forward, 1 backward), where that pass began, and
+        whether its result is current (copies)."""
+        with self._lock:
+            return {
+                obj_id: {"direction": s.direction.copy(), "pass_start": s.pass_start.copy(), "fresh": s.fresh.copy()}
+                for obj_id, s in self._objects.items()
+            }
+
+    def restore_tracking_state(self, state: dict[int, dict[str, np.ndarray]]) -> None:
+        """Take back what :meth:`tracking_state` gave (e.g. from a session file)."""
+        with self._lock:
+            self._not_running()
+            for obj_id, arrays in state.items():
+                s = self._state(obj_id)
+                for name in ("direction", "pass_start", "fresh"):
+                    value = np.asarray(arrays[name]).astype(getattr(s, name).dtype)
+                    if value.shape != (self.num_frames,):
+                        raise ValueError(
+                            f"tracking state of object {obj_id}: {name} has shape {value.shape}, "
+                            f"expected ({self.num_frames},)"
+                        )
+                    setattr(s, name, value)
+
+    def save(self, path, *, objects_meta: dict[int, dict] | None = None, model_source: str | None = None):
+        """Write the session to ``path`` (a folder, or a ``.zip``), atomically;
+        see :mod:`napari_sam2.engine.persist`."""
+        from .persist import save_session
+
+        with self._lock:
+            self._not_running()
+            return save_session(self, path, objects_meta=objects_meta, model_source=model_source)
+
+    @classmethod
+    def load(cls, path, model, data, **kwargs) -> "StackSession":
+        """Open the session file at ``path`` over ``data`` with ``model``.
+
+        ``kwargs`` go to the constructor (``labels``, ``options``; frame-source
+        settings default to the saved ones). Another stack shape, another
+        model or a newer file format is a :class:`SessionFileError` saying
+        what differs.
+        """
+        from .persist import load_session
+
+        session, meta = load_session(cls, path, model, data, **kwargs)
+        session.objects_meta = meta
+        return session
 
 
 def _frames_and_labels(results: Iterator[FrameResult]) -> Iterator[tuple[int, np.ndarray]]:
