@@ -99,6 +99,13 @@ def test_batch_runs_every_stack_reports_the_broken_one_and_a_rerun_skips(client,
         assert report["status"] == "done" and report["frames"] == FRAMES and report["objects"] == 1
         assert report["model"] == "demo" and report["settings"]["direction"] == "forward"
         assert report["napari_sam2_version"]
+        assert sorted(report["outputs"]) == ["labels.tif", "session.sam2"]
+        from napari_sam2 import StackSession, load_model
+
+        resumed = StackSession.load(out / name / "session.sam2", load_model("demo"),
+                                    tifffile.imread(folder / f"{name}.tif"))
+        np.testing.assert_array_equal(resumed.labels, labels)
+        assert resumed.object_ids == [1]
     assert not (out / "well3").exists()
     rows = _summary(out)
     assert rows["well3"]["status"] == "failed" and "well3.tif" in rows["well3"]["error"]

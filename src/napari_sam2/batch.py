@@ -10,7 +10,8 @@ loads the model once and keeps it for the stacks it runs.
 
 Outputs, per stack, in ``out/<stack name>/``: ``labels.tif`` (or
 ``labels.zarr`` for stacks whose labels exceed ``zarr_above_mb``, written
-frame by frame and never held whole in memory) and ``report.json`` (frames,
+frame by frame and never held whole in memory), ``session.sam2`` (the
+session file: open it in the widget to correct the result) and ``report.json`` (frames,
 objects, seconds, model, settings, napari-sam2 version, the input's
 fingerprint). A stack's folder is assembled under a temporary name and moved
 into place whole, so an interrupted run never leaves half of one. The run
@@ -293,6 +294,8 @@ def _segment_into(folder: Path, task: _Task, settings: BatchSettings) -> tuple[i
         pass
     if not big:
         _write_tiff(folder / "labels.tif", labels)
+    session.save(folder / "session.sam2", model_source=settings.model)
+    outputs.append("session.sam2")
     return session.num_frames, len(session.object_ids), outputs
 
 
