@@ -498,7 +498,7 @@ def load_model(
     import torch
 
     from .config import config_from_dict, load_config, resolve_config_name
-    from .model import CheckpointMismatchError, build_model, load_weights_strict
+    from .model import CheckpointMismatchError, build_model, check_weights_fit, load_weights_strict
     from .model.device import resolve_device
 
     text = os.fspath(name_or_path)
@@ -520,8 +520,17 @@ def load_model(
     overrides = {} if image_size is None else {"image_size": int(image_size)}
     if config is not None:
         cfg = load_config(resolve_config_name(config), **overrides)
-    elif isinstance(payload.get("config"), dict):
-        cfg = config_from_dict({**payload["config"], **overrides})
+    elif payload.get("config") is not None:
+        stored = payload["config"]
+        if not isinstance(stored, dict):
+            raise CheckpointError(
+                f"checkpoint {path}: its stored 'config' must be a mapping of config values, "
+                f"got {type(stored).__name__}"
+            )
+        try:
+            cfg = config_from_dict({**stored, **overrides})
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {path}: its stored config is not valid: {exc}") from exc
     else:
         try:
             cfg = load_config(resolve_config_name(path.name), **overrides)
@@ -530,16 +539,47 @@ def load_model(
                 f"cannot tell which model {path} holds from its name; pass config=, e.g. "
                 "config='sam2.1_hiera_tiny' (or Meta's 'sam2.1_hiera_t')"
             ) from None
-    model = build_model(cfg)
+    source = f"checkpoint {path}"
     try:
-        load_weights_strict(model, payload["model"], source=f"checkpoint {path}")
+        # keys and shapes first, on a network without storage: a file that
+        # does not fit never makes the real (maybe large) network allocate
+        with torch.device("meta"):
+            skeleton = build_model(cfg)
+        check_weights_fit(skeleton, payload["model"], source=source)
+        del skeleton
+        model = build_model(cfg)
+        load_weights_strict(model, payload["model"], source=source)
     except CheckpointMismatchError as exc:
         raise CheckpointError(str(exc)) from exc
     return model.to(resolve_device(device)).eval()
 
 
+def _check_tensors(path: Path, state: dict, torch) -> None:
+    """Every entry a floating-point tensor with finite values."""
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"checkpoint {path}: state dict key {key!r} is not a string")
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(
+                f"checkpoint {path}: {key!r} holds a {type(value).__name__}, not a tensor; "
+                "the file is not a SAM 2 checkpoint"
+            )
+        if not value.is_floating_point():
+            raise CheckpointError(
+                f"checkpoint {path}: {key!r} holds {value.dtype} values; SAM 2 weights are floating point"
+            )
+    bad = [k for k, v in state.items() if v.numel() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")
+        raise CheckpointError(
+            f"checkpoint {path}: {len(bad)} tensor(s) hold NaN or infinite values ({shown}); "
+            "the weights are damaged (e.g. a diverged training run)"
+        )
+
+
 def _read_checkpoint(path: Path, torch) -> dict:
-    """The checkpoint's content as a dict with a ``"model"`` state dict."""
+    """The checkpoint's content as a dict with a ``"model"`` state dict of
+    finite floating-point tensors."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, bad pickle, not a torch file...
@@ -552,20 +592,31 @@ def _read_checkpoint(path: Path, torch) -> dict:
             f"checkpoint {path} holds no 'model' state dict; a SAM 2 checkpoint is a dict "
             "{'model': state_dict} as published by Meta or saved by napari_sam2.save_checkpoint"
         )
+    if not payload["model"]:
+        raise CheckpointError(f"checkpoint {path}: its 'model' state dict is empty")
+    _check_tensors(path, payload["model"], torch)
     return payload
 
 
 def save_checkpoint(model, path: str | os.PathLike) -> Path:
     """Save a network with its config in Meta's file layout (loadable by
-    :func:`load_model` and by Meta's own code)."""
+    :func:`load_model` and by Meta's own code).
+
+    Written atomically (:func:`napari_sam2._io.atomic_file`): a unique
+    temporary file in the same folder, moved into place once complete, so
+    two saves to one path never mix and a failed save leaves nothing behind.
+    Raises ``FileNotFoundError``/``PermissionError`` naming the path when its
+    folder is missing or does not take new files.
+    """
     import torch
 
+    from ._io import atomic_file, check_destination
     from .config import config_to_dict
     from .model import to_meta_keys
 
-    path = Path(path)
+    path = check_destination(path, what="checkpoint")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.part")
-    torch.save({"model": to_meta_keys(state), "config": config_to_dict(model.config)}, tmp)
-    os.replace(tmp, path)
+    payload = {"model": to_meta_keys(state), "config": config_to_dict(model.config)}
+    with atomic_file(path, what="checkpoint") as fh:
+        torch.save(payload, fh)
     return path
