@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Union
 
-__all__ = ["check_destination", "atomic_file", "private_folder", "remove_folder", "same_file"]
+__all__ = ["check_destination", "check_folder", "atomic_file", "private_folder", "remove_folder", "same_file"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -42,8 +42,9 @@ def same_file(a: PathLike, b: PathLike) -> bool:
         return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
 
 
-def _probe(folder: Path, what: str) -> None:
-    """Create and remove a file in ``folder``: the only test that holds for
+def check_folder(folder: Path, what: str) -> None:
+    """Raise ``PermissionError`` (starting with ``what``) unless ``folder``
+    takes new files. Creates and removes a file in ``folder``: the only test that holds for
     every case (permissions, read-only mounts, root, ACLs)."""
     try:
         fd, name = tempfile.mkstemp(dir=folder, prefix=".napari-sam2-probe-")
@@ -81,7 +82,7 @@ def check_destination(path: PathLike, *, inputs: Iterable[PathLike] = (), what: 
         raise FileNotFoundError(
             f"{what} {target}: the folder {folder} does not exist; create it first"
         )
-    _probe(folder, f"{what} {target}")
+    check_folder(folder, f"{what} {target}")
     return target
 
 
