@@ -27,6 +27,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -43,6 +44,7 @@ __all__ = [
     "CHECKPOINT_DIR_ENV",
     "CHECKPOINT_URL_ENV",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_MIN_RATE",
     "available_models",
     "model_entry",
     "checkpoint_dir",
@@ -59,6 +61,12 @@ CHECKPOINT_URL_ENV = "NAPARI_SAM2_CHECKPOINT_URL"
 # (connect, read) seconds. Connect covers the DNS lookup and the TCP/TLS
 # handshake; read is the longest wait for the next bytes of a running transfer.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+# (bytes per second, seconds): a running transfer must bring at least this
+# many bytes per second on average over every window of this many seconds,
+# so that a mirror trickling a byte now and then (each read within the read
+# timeout) cannot stall a download for hours. Read at call time.
+DEFAULT_MIN_RATE: tuple[float, float] = (16 * 1024.0, 60.0)
 
 # Called with (bytes received so far, total bytes or None when unknown).
 ProgressCallback = Callable[[int, Union[int, None]], None]
@@ -380,8 +388,35 @@ def _progress_reporter(progress: bool | ProgressCallback, total: int | None, lab
     return (lambda n: None), (lambda: None)
 
 
-def _download(url: str, dest: Path, *, progress, timeout: tuple[float, float]) -> None:
+class _RateGuard:
+    """Raises ``socket.timeout`` when fewer than ``rate * window`` bytes
+    arrived during the last full window of ``window`` seconds."""
+
+    def __init__(self, min_rate: tuple[float, float]) -> None:
+        rate, window = (float(v) for v in min_rate)
+        if not (rate >= 0 and window > 0) or rate != rate or window != window:
+            raise ValueError(f"min_rate must be (bytes per second >= 0, seconds > 0), got {min_rate!r}")
+        self.rate, self.window = rate, window
+        self.started = time.monotonic()
+        self.received = 0
+
+    def update(self, n: int) -> None:
+        self.received += n
+        now = time.monotonic()
+        if now - self.started >= self.window:
+            if self.received < self.rate * (now - self.started):
+                got = self.received / (now - self.started)
+                raise socket.timeout(
+                    f"the transfer is too slow: {got:.0f} bytes/s over {now - self.started:.0f} s, "
+                    f"below the minimum of {self.rate:.0f} bytes/s"
+                )
+            self.started, self.received = now, 0
+
+
+def _download(url: str, dest: Path, *, progress, timeout: tuple[float, float],
+              min_rate: tuple[float, float] = DEFAULT_MIN_RATE) -> None:
     """Copy ``url`` into ``dest`` atomically; raise on any error, leave nothing behind."""
+    guard = _RateGuard(min_rate)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
@@ -391,14 +426,18 @@ def _download(url: str, dest: Path, *, progress, timeout: tuple[float, float]) -
                 total = _content_length(response)
                 update, close = _progress_reporter(progress, total, dest.name)
                 received = 0
+                # read1: whatever has arrived (up to a chunk), so that the
+                # rate is checked while bytes trickle in, not after 1 MiB
+                read = getattr(response, "read1", response.read)
                 try:
                     while True:
-                        chunk = response.read(_CHUNK)
+                        chunk = read(_CHUNK)
                         if not chunk:
                             break
                         out.write(chunk)
                         received += len(chunk)
                         update(len(chunk))
+                        guard.update(len(chunk))
                 finally:
                     close()
             if total is not None and received != total:
@@ -420,6 +459,7 @@ def ensure_checkpoint(
     *,
     progress: bool | ProgressCallback = True,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    min_rate: tuple[float, float] | None = None,
 ) -> Path:
     """Path of the model's checkpoint file, downloading it first if needed.
 
@@ -435,6 +475,10 @@ def ensure_checkpoint(
         timeout: seconds, one number for both or ``(connect, read)``: the
             connect part bounds the DNS lookup and handshake, the read part
             the wait for each next chunk.
+        min_rate: ``(bytes per second, seconds)``: the transfer fails when it
+            brings less than that rate over a window of that many seconds
+            (default :data:`DEFAULT_MIN_RATE`, 16 KiB/s over 60 s), however
+            often single bytes arrive.
 
     Raises:
         ValueError: ``name`` is not a known model.
@@ -455,7 +499,8 @@ def ensure_checkpoint(
             f"missing at {path}; reinstall the package"
         )
     try:
-        _download(url, path, progress=progress, timeout=_split_timeout(timeout))
+        _download(url, path, progress=progress, timeout=_split_timeout(timeout),
+                  min_rate=DEFAULT_MIN_RATE if min_rate is None else min_rate)
     except (OSError, HTTPException, ValueError) as exc:  # URLError and timeouts are OSErrors
         raise CheckpointDownloadError(entry.name, url, path, _reason(exc)) from exc
     return path
