@@ -19,7 +19,7 @@ import torch
 
 from ..model import FrameFeatures, SAM2Model
 from ..model.device import autocast_for
-from .features import CacheBudget, FeatureCache, MiB
+from .features import CacheBudget, FeatureCache, MiB, check_megabytes
 from .frames import FrameSource
 from .holes import fill_small_holes
 from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
@@ -54,8 +54,14 @@ class SessionOptions:
     compile_image_encoder: bool = False
 
     def __post_init__(self) -> None:
-        if not self.history_mb >= 0:
-            raise ValueError(f"history_mb must be >= 0 MB, got {self.history_mb}")
+        if not isinstance(self.feature_cache, CacheBudget):
+            raise TypeError(
+                f"feature_cache must be a CacheBudget, got {type(self.feature_cache).__name__}"
+            )
+        check_megabytes(self.history_mb, "history_mb")
+        for name in ("autocast", "compile_image_encoder"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 class FrameResult(NamedTuple):
@@ -117,6 +123,11 @@ class StackSession:
             raise TypeError(
                 f"model must be a SAM 2 network from napari_sam2.load_model, got {type(model).__name__}"
             )
+        if not isinstance(options, SessionOptions):
+            raise TypeError(
+                f"options must be a SessionOptions (e.g. SessionOptions(history_mb=128)), "
+                f"got {type(options).__name__}"
+            )
         self.model = model
         self.device = model.device
         self.options = options
@@ -157,14 +168,24 @@ class StackSession:
 
     def add_points(self, obj_id: int, frame: int, points, labels) -> None:
         """Add clicks for ``obj_id`` on ``frame``: ``points`` N x 2 ``(y, x)``
-        pixels of the original image, ``labels`` 1 positive / 0 negative."""
+        pixels of the original image, ``labels`` 1 positive / 0 negative.
+
+        Clicks after a mask given with :meth:`add_mask` on the same frame
+        refine that mask: it is decoded (if it was not yet) and fed to the
+        decoder with the clicks, whether or not :meth:`segment_frame` ran
+        in between (this may compute the frame's image features now)."""
         obj_id, frame = self._check_target(obj_id, frame)
         yx, labs = check_points(points, labels, (self.height, self.width))
         with self._lock:
             self._not_running()
             prompts = self._frame_prompts(obj_id, frame)
             if prompts.mask is not None:
-                prompts.mask = prompts.given_mask = None
+                if prompts.dirty:
+                    with torch.inference_mode():
+                        self._decode(obj_id, frame)  # what segment_frame would have done
+                # the clicks refine the mask's decode; a session file keeps
+                # the mask (given_mask) and the clicks, and replays them so
+                prompts.mask = None
             prompts.points += self._scaler.points(yx)
             prompts.labels += labs.tolist()
             prompts.given_points += [(float(y), float(x)) for y, x in yx]
@@ -185,8 +206,9 @@ class StackSession:
             self._prompt_changed(obj_id, frame)
 
     def add_mask(self, obj_id: int, frame: int, mask) -> None:
-        """Give ``obj_id``'s mask on ``frame`` (``Y x X``, nonzero = object);
-        it replaces points and box there."""
+        """Give ``obj_id``'s mask on ``frame`` (``Y x X``, boolean or numbers:
+        every nonzero value, negative ones too, is the object); it replaces
+        points and box there. Clicks added afterwards refine it."""
         obj_id, frame = self._check_target(obj_id, frame)
         m = check_mask(mask, (self.height, self.width))
         s = self.model.image_size
@@ -246,6 +268,13 @@ class StackSession:
                 picked = np.array([check_frame(f, self.num_frames) for f in frames], dtype=np.int64)
             for state in self._objects.values():
                 state.fresh[picked] = False
+
+    def close(self) -> None:
+        """Free the cached image features and remove their disk folder, if
+        any (the session stays usable: features are computed again)."""
+        with self._lock:
+            self._not_running()
+            self._features.close()
 
     def reset(self) -> None:
         """Forget all objects, prompts and memories (labels and cached image
