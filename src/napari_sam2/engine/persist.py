@@ -19,7 +19,7 @@ place.
 ``session.json`` holds the prompts in original-image pixels, napari order
 (points ``(y, x)``, boxes ``(y0, x0, y1, x1)``), in the schema of
 :mod:`.prompt_records` (the batch runner's prompts files use it too), plus
-per object the frames it was tracked on (direction, pass start, current).
+per object the frames it was tracked on (direction, current).
 
 Loading checks what it is given against the file: another stack shape,
 another model (a hash of its weights) or a newer format version is an
