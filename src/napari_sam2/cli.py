@@ -8,6 +8,11 @@
 
 Points are ``FRAME,Y,X`` (napari order) with an optional ``,ID`` (object id,
 default 1); ``--neg`` adds a negative click; ``--box FRAME,Y0,X0,Y1,X1[,ID]``.
+Frames and ids are whole numbers (frame >= 0, id >= 1), coordinates finite.
+A stack with further axes (T x Z x Y x X) holds them with ``--index AXIS=POS``.
+``--out`` is checked before any work (its folder must exist and take files,
+it must not be the input) and written atomically: an interrupted run leaves
+an older file there untouched. A damaged or truncated input is an error.
 """
 
 from __future__ import annotations
@@ -189,11 +194,11 @@ def _check_held_axes(shape: tuple[int, ...], args) -> dict[int, int] | None:
         if not -ndim <= axis < ndim:
             raise ValueError(f"--index {axis}={position}: the input has {ndim} axes (0 to {ndim - 1})")
         index[axis % ndim] = position
-    try:
-        channel = None if args.channel_axis is None else args.channel_axis % ndim
-        axis = args.axis % ndim
-    except ZeroDivisionError:  # pragma: no cover - ndim >= 2 always
-        return index or None
+    in_range = [a for a in (args.axis, args.channel_axis) if a is not None and not -ndim <= a < ndim]
+    if in_range:
+        return index or None  # the engine names the bad --axis / --channel-axis
+    channel = None if args.channel_axis is None else args.channel_axis % ndim
+    axis = args.axis % ndim
     others = [a for a in range(ndim) if a != channel]
     missing = [a for a in others[:-2] if a != axis and a not in index]
     if missing:

@@ -185,3 +185,11 @@ def test_a_4d_stack_asks_for_the_command_line_option(tmp_path, no_model, capsys)
     assert code != 0
     err = capsys.readouterr().err
     assert "--index 1=0" in err and "index={" not in err
+
+
+def test_demo_into_a_read_only_folder_fails_before_work(tmp_path, no_model, monkeypatch):
+    from napari_sam2.cli import run_demo
+
+    folder = make_read_only(tmp_path / "ro", monkeypatch)
+    with pytest.raises(PermissionError, match=str(folder)):
+        run_demo(folder, device="cpu", log=lambda *a: None)
