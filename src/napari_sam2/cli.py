@@ -130,16 +130,24 @@ class _DamagedInput(ValueError):
     """An input file that cannot be read whole."""
 
 
-def _declared_shape(tif) -> tuple[int, ...] | None:
-    """The shape the file's own metadata declares (tifffile's or ImageJ's)."""
+def _declared_mismatch(tif, series) -> str | None:
+    """What the file's own metadata declares (tifffile's shape or ImageJ's
+    number of images) and the series does not hold, or None."""
     for meta in tif.shaped_metadata or ():
         if isinstance(meta, dict) and meta.get("shape"):
-            return tuple(int(v) for v in meta["shape"])
+            declared = tuple(int(v) for v in meta["shape"])
+            if int(np.prod(declared)) != int(np.prod(series.shape)):
+                return f"it declares shape {declared} but holds {tuple(series.shape)}"
+            return None
     ij = tif.imagej_metadata or {}
-    images = int(ij.get("images", 1) or 1)
-    if images > 1:
-        return (images,)
+    if ij.get("images") and int(ij["images"]) != _planes(series):
+        return f"it declares {int(ij['images'])} images but holds {_planes(series)}"
     return None
+
+
+def _planes(series) -> int:
+    """The number of 2D planes a series holds (every axis but Y, X and samples)."""
+    return int(np.prod([n for n, a in zip(series.shape, series.axes) if a not in "YXS"] or [1]))
 
 
 def _read_stack(path: str):
@@ -163,10 +171,9 @@ def _read_stack(path: str):
             if not tif.series or not tif.pages:
                 raise damaged("it holds no image")
             series = tif.series[0]
-            declared = _declared_shape(tif)
-            got = tuple(series.shape)
-            if declared is not None and np.prod(declared) != np.prod(got):
-                raise damaged(f"it declares shape {declared} but holds {got}")
+            mismatch = _declared_mismatch(tif, series)
+            if mismatch is not None:
+                raise damaged(mismatch)
             compressed = any(page.compression != 1 for page in series.pages if page is not None)
             try:
                 data = series.asarray() if compressed else tifffile.memmap(path, mode="r")
