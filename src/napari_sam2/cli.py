@@ -9,6 +9,11 @@
 
 Points are ``FRAME,Y,X`` (napari order) with an optional ``,ID`` (object id,
 default 1); ``--neg`` adds a negative click; ``--box FRAME,Y0,X0,Y1,X1[,ID]``.
+Frames and ids are whole numbers (frame >= 0, id >= 1), coordinates finite.
+A stack with further axes (T x Z x Y x X) holds them with ``--index AXIS=POS``.
+``--out`` is checked before any work (its folder must exist and take files,
+it must not be the input) and written atomically: an interrupted run leaves
+an older file there untouched. A damaged or truncated input is an error.
 """
 
 from __future__ import annotations
@@ -126,16 +131,24 @@ class _DamagedInput(ValueError):
     """An input file that cannot be read whole."""
 
 
-def _declared_shape(tif) -> tuple[int, ...] | None:
-    """The shape the file's own metadata declares (tifffile's or ImageJ's)."""
+def _declared_mismatch(tif, series) -> str | None:
+    """What the file's own metadata declares (tifffile's shape or ImageJ's
+    number of images) and the series does not hold, or None."""
     for meta in tif.shaped_metadata or ():
         if isinstance(meta, dict) and meta.get("shape"):
-            return tuple(int(v) for v in meta["shape"])
+            declared = tuple(int(v) for v in meta["shape"])
+            if int(np.prod(declared)) != int(np.prod(series.shape)):
+                return f"it declares shape {declared} but holds {tuple(series.shape)}"
+            return None
     ij = tif.imagej_metadata or {}
-    images = int(ij.get("images", 1) or 1)
-    if images > 1:
-        return (images,)
+    if ij.get("images") and int(ij["images"]) != _planes(series):
+        return f"it declares {int(ij['images'])} images but holds {_planes(series)}"
     return None
+
+
+def _planes(series) -> int:
+    """The number of 2D planes a series holds (every axis but Y, X and samples)."""
+    return int(np.prod([n for n, a in zip(series.shape, series.axes) if a not in "YXS"] or [1]))
 
 
 def _read_stack(path: str):
@@ -159,10 +172,9 @@ def _read_stack(path: str):
             if not tif.series or not tif.pages:
                 raise damaged("it holds no image")
             series = tif.series[0]
-            declared = _declared_shape(tif)
-            got = tuple(series.shape)
-            if declared is not None and np.prod(declared) != np.prod(got):
-                raise damaged(f"it declares shape {declared} but holds {got}")
+            mismatch = _declared_mismatch(tif, series)
+            if mismatch is not None:
+                raise damaged(mismatch)
             compressed = any(page.compression != 1 for page in series.pages if page is not None)
             try:
                 data = series.asarray() if compressed else tifffile.memmap(path, mode="r")
@@ -190,11 +202,11 @@ def _check_held_axes(shape: tuple[int, ...], args) -> dict[int, int] | None:
         if not -ndim <= axis < ndim:
             raise ValueError(f"--index {axis}={position}: the input has {ndim} axes (0 to {ndim - 1})")
         index[axis % ndim] = position
-    try:
-        channel = None if args.channel_axis is None else args.channel_axis % ndim
-        axis = args.axis % ndim
-    except ZeroDivisionError:  # pragma: no cover - ndim >= 2 always
-        return index or None
+    in_range = [a for a in (args.axis, args.channel_axis) if a is not None and not -ndim <= a < ndim]
+    if in_range:
+        return index or None  # the engine names the bad --axis / --channel-axis
+    channel = None if args.channel_axis is None else args.channel_axis % ndim
+    axis = args.axis % ndim
     others = [a for a in range(ndim) if a != channel]
     missing = [a for a in others[:-2] if a != axis and a not in index]
     if missing:
