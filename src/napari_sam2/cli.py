@@ -19,7 +19,6 @@ an older file there untouched. A damaged or truncated input is an error.
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import sys
 import time
@@ -118,81 +117,6 @@ def _progress_bar(total_hint: str, unit: str = "frame"):
     return update
 
 
-class _LogRecords(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-class _DamagedInput(ValueError):
-    """An input file that cannot be read whole."""
-
-
-def _declared_mismatch(tif, series) -> str | None:
-    """What the file's own metadata declares (tifffile's shape or ImageJ's
-    number of images) and the series does not hold, or None."""
-    for meta in tif.shaped_metadata or ():
-        if isinstance(meta, dict) and meta.get("shape"):
-            declared = tuple(int(v) for v in meta["shape"])
-            if int(np.prod(declared)) != int(np.prod(series.shape)):
-                return f"it declares shape {declared} but holds {tuple(series.shape)}"
-            return None
-    ij = tif.imagej_metadata or {}
-    if ij.get("images") and int(ij["images"]) != _planes(series):
-        return f"it declares {int(ij['images'])} images but holds {_planes(series)}"
-    return None
-
-
-def _planes(series) -> int:
-    """The number of 2D planes a series holds (every axis but Y, X and samples)."""
-    return int(np.prod([n for n, a in zip(series.shape, series.axes) if a not in "YXS"] or [1]))
-
-
-def _read_stack(path: str):
-    """The TIFF at ``path`` as an array (memory-mapped when it can be).
-
-    A damaged or truncated file is an error naming it: fewer pages than the
-    file declares, a broken page chain or undecodable data (tifffile only
-    logs warnings for these and returns what it could read).
-    """
-    import tifffile
-
-    def damaged(reason: str) -> ValueError:
-        return _DamagedInput(f"input {path} is damaged or truncated: {reason}; "
-                          "nothing was segmented (write the file again or give another one)")
-
-    handler = _LogRecords()
-    logger = logging.getLogger("tifffile")
-    logger.addHandler(handler)
-    try:
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series or not tif.pages:
-                raise damaged("it holds no image")
-            series = tif.series[0]
-            mismatch = _declared_mismatch(tif, series)
-            if mismatch is not None:
-                raise damaged(mismatch)
-            compressed = any(page.compression != 1 for page in series.pages if page is not None)
-            try:
-                data = series.asarray() if compressed else tifffile.memmap(path, mode="r")
-            except (ValueError, tifffile.TiffFileError, OSError):
-                data = series.asarray()
-    except _DamagedInput:
-        raise
-    except FileNotFoundError:
-        raise FileNotFoundError(f"input {path} does not exist") from None
-    except Exception as exc:  # zlib.error, struct.error, TiffFileError...
-        raise damaged(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        logger.removeHandler(handler)
-    if handler.messages:
-        raise damaged(handler.messages[0])
-    return data
-
-
 def _check_held_axes(shape: tuple[int, ...], args) -> dict[int, int] | None:
     """The ``--index`` positions, once sure every extra axis has one (the
     engine's own message would name its Python argument, ``index=``)."""
@@ -227,11 +151,12 @@ def cmd_segment(args) -> int:
     from ._io import atomic_file, check_destination
     from .checkpoints import load_model
     from .engine import StackSession
+    from .engine.stack_files import open_stack
 
     if not args.point and not args.neg and not args.box:
         raise SystemExit("give at least one --point, --neg or --box")
     out = check_destination(args.out, inputs=[args.input], what="--out")
-    data = _read_stack(args.input)
+    data = open_stack(args.input)
     index = _check_held_axes(tuple(data.shape), args)
     model = load_model(args.model, device=args.device, image_size=args.image_size)
     session = StackSession(model, data, axis=args.axis, channel_axis=args.channel_axis, index=index)

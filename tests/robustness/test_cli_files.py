@@ -151,7 +151,7 @@ def test_truncated_tiff_is_an_error_naming_the_file(tmp_path, no_model, capsys, 
 
 
 def test_whole_tiff_still_reads(tmp_path):
-    from napari_sam2.cli import _read_stack
+    from napari_sam2.engine.stack_files import open_stack as _read_stack
 
     stack = (np.random.default_rng(0).random((5, 16, 16)) * 4000).astype(np.uint16)
     for compression in (None, "zlib"):
