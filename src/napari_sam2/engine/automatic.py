@@ -439,6 +439,8 @@ def _encode_crop(model: SAM2Model, unit: np.ndarray, box) -> FrameFeatures:
     bilinear antialiased resize, three channels, ImageNet normalisation."""
     x0, y0, x1, y1 = box
     device = model.device
+    if unit.ndim == 2:
+        unit = unit[:, :, None]
     crop = torch.from_numpy(np.ascontiguousarray(unit[y0:y1, x0:x1])).to(device)
     crop = crop.permute(2, 0, 1).unsqueeze(0)  # (1, k, h, w)
     s = model.image_size
