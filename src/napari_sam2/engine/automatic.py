@@ -548,8 +548,8 @@ def _upsampled_part(low, iou, pts, crop_size, options, crop_t, image_t, box, siz
     cut = (near_crop & ~near_image).any(dim=1)
     if cut.all():
         return None
-    inside = ~cut
-    binary, boxes, iou, pts, stab = binary[inside.to(binary.device)], boxes[inside.to(boxes.device)], iou[inside.to(iou.device)], pts[inside], stab[inside.to(stab.device)]
+    inside = (~cut).to(binary.device)
+    binary, boxes, iou, stab, pts = binary[inside], boxes[inside], iou[inside], stab[inside], pts[~cut]
     boxes_np = boxes.cpu().numpy()
     binary_np = binary.cpu().numpy()
     patches = [binary_np[k, by0 : by1 + 1, bx0 : bx1 + 1] for k, (bx0, by0, bx1, by1) in enumerate(boxes_np)]
