@@ -561,7 +561,11 @@ class StackSession:
         """Every object on ``frame`` (:func:`napari_sam2.segment_everything`),
         decoded from the frame's cached image features (crops, if any, are
         encoded on their own). Returns an ``AutomaticResult``; the session's
-        objects and labels are not changed."""
+        objects and labels are not changed. The cached features come from
+        the session's own model input (``FrameSource.model_input``, Meta's
+        video loader), the stand-alone call resizes as Meta's image
+        predictor does: on images not at the model's size the two can
+        differ slightly."""
         from .automatic import AutomaticOptions, compose_candidates, generate_masks
 
         frame = check_frame(frame, self.num_frames)
