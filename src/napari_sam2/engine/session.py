@@ -705,6 +705,44 @@ class StackSession:
             start += len(ids)
         return out
 
+    # ==================================================== automatic (automatic.py)
+    def segment_everything(self, frame: int, options=None):
+        """Every object on ``frame`` (:func:`napari_sam2.segment_everything`),
+        decoded from the frame's cached image features (crops, if any, are
+        encoded on their own). Returns an ``AutomaticResult``; the session's
+        objects and labels are not changed. The cached features come from
+        the session's own model input (``FrameSource.model_input``, Meta's
+        video loader), the stand-alone call resizes as Meta's image
+        predictor does: on images not at the model's size the two can
+        differ slightly."""
+        from .automatic import AutomaticOptions, compose_candidates, generate_masks
+
+        frame = check_frame(frame, self.num_frames)
+        options = AutomaticOptions() if options is None else options
+        if not isinstance(options, AutomaticOptions):
+            raise TypeError(f"options must be an AutomaticOptions, got {type(options).__name__}")
+        with self._lock:
+            self._not_running()
+            feats = self._frame_features(frame)
+            unit = self.frames.normalized(frame)
+            candidates = generate_masks(self.model, unit, options=options, full_features=feats)
+        return compose_candidates(candidates, options)
+
+    def track_everything(self, direction: str = "forward", start=None, stop=None, *, options=None,
+                         detect_every: int = 5, progress=None):
+        """Segment everything on the first frame of the pass, track it, and
+        pick up new objects every ``detect_every`` frames; iterate for
+        ``(frame, labels_2d)`` (see :func:`napari_sam2.engine.track_all.track_everything`)."""
+        from .track_all import track_everything
+
+        return track_everything(self, direction, start, stop, options=options,
+                                detect_every=detect_every, progress=progress)
+
+    def object_frames(self, obj_id: int) -> list[int]:
+        """Frames whose labels hold ``obj_id`` (also for objects no longer tracked)."""
+        obj_id = check_object_id(obj_id)
+        return [f for f in range(self.num_frames) if np.any(np.asarray(self.labels[f]) == obj_id)]
+
 
     # ================================================================ session files
     def prompt_records(self) -> list[ObjectRecord]:
