@@ -86,8 +86,8 @@ def test_failed_write_leaves_old_files(tmp_path, monkeypatch):
     write_ctc(labels, tmp_path)
     before = (tmp_path / "res_track.txt").read_text()
 
-    def broken(path, data, **kwargs):
-        open(path, "wb").write(b"partial")
+    def broken(fh, data, **kwargs):  # the export writes into an open temporary file
+        fh.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(tifffile, "imwrite", broken)

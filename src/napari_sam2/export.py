@@ -18,13 +18,13 @@ half-written file under a name a tool reads.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple
+from typing import Mapping, NamedTuple
 
 import numpy as np
 from scipy import ndimage
+
+from ._io import atomic_file
 
 __all__ = ["write_ctc", "tracks_layer_data", "ctc_tracks", "CTCTrack"]
 
@@ -38,23 +38,6 @@ class CTCTrack(NamedTuple):
     begin: int
     end: int
     parent: int
-
-
-# TODO(lead): switch to napari_sam2._io's atomic writer once it is merged
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` a temporary file in ``path``'s folder, fsync it, then
-    ``os.replace`` it onto ``path``; the temporary file never survives."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _stack_of(session_or_labels) -> np.ndarray:
@@ -157,10 +140,11 @@ def write_ctc(session_or_labels, folder, *, parents: Mapping[int, int] | None = 
         frame = np.asarray(labels[t]).astype(np.uint16)
         for label, new in by_frame.get(t, ()):
             frame[frame == label] = new
-        _atomic_write(target / f"{stem}{t:0{digits}d}.tif",
-                      lambda tmp, data=frame: tifffile.imwrite(tmp, data, compression=None))
+        with atomic_file(target / f"{stem}{t:0{digits}d}.tif", what="CTC mask") as fh:
+            tifffile.imwrite(fh, frame, compression=None)
     text = "".join(f"{tr.label} {tr.begin} {tr.end} {tr.parent}\n" for tr in tracks)
-    _atomic_write(target / track_file, lambda tmp: tmp.write_text(text))
+    with atomic_file(target / track_file, what="CTC track file") as fh:
+        fh.write(text.encode())
     return root
 
 
