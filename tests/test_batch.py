@@ -228,3 +228,33 @@ def test_command_line_batch_tracks_everything(tmp_path):
         track_file = (out / name / "ctc" / "res_track.txt").read_text().split()
         assert len(track_file) >= 8  # at least two tracks of four numbers
     assert cli.main(["batch", str(folder / "*.tif"), "--auto", "--direction", "both", "--out", str(out)]) == 2
+
+
+def test_the_readme_batch_example_runs(tmp_path, monkeypatch):
+    """The README's two commands, on the first frames of the samples they write
+    (the whole samples take minutes on a CI machine) and with a coarser
+    prompt grid; every option is the README's own."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from napari_sam2 import cli
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- batch-example -->\n```bash\n(.*?)```", text, re.S).group(1)
+    generate, run = [line for line in block.splitlines() if line.strip()]
+    monkeypatch.chdir(tmp_path)
+    argv = shlex.split(generate)
+    assert argv[:3] == ["python", "-m", "napari_sam2.sample_data.generate"]
+    subprocess.run([sys.executable, *argv[1:]], check=True, timeout=600)
+    argv = shlex.split(run)
+    assert argv[:2] == ["napari-sam2", "batch"]
+    for name in argv[2:]:
+        if name.endswith(".tif"):
+            tifffile.imwrite(name, tifffile.imread(name)[:3], photometric="minisblack")
+    assert cli.main(argv[1:] + ["--points-per-side", "8"]) == 0
+    rows = _summary(tmp_path / "results")
+    assert [r["status"] for r in rows.values()] == ["done", "done"]
+    assert all(int(r["objects"]) >= 1 for r in rows.values())
