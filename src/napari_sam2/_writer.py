@@ -1,7 +1,9 @@
 """npe2 writer: a Labels layer to a TIFF file, values and dtype unchanged.
 
 Reading the file back with ``tifffile.imread`` gives an array equal to the
-layer's data, with the same shape and integer dtype.
+layer's data, with the same shape and integer dtype. The file is written
+atomically (:func:`napari_sam2._io.atomic_file`): an interrupted write leaves
+an older file at the path untouched.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import tifffile
+
+from ._io import atomic_file, check_destination
 
 __all__ = ["write_labels", "TIFF_EXTENSIONS"]
 
@@ -35,6 +39,16 @@ def _tiff_axes(meta: dict[str, Any] | None, ndim: int) -> str | None:
     return axes
 
 
+def _target_path(path: str) -> Path:
+    target = Path(path)
+    if not target.suffix:
+        return target.with_suffix(".tif")
+    if target.suffix.lower() not in TIFF_EXTENSIONS:
+        raise ValueError(f"labels are written as TIFF ({', '.join(TIFF_EXTENSIONS)}), "
+                         f"got {target.name!r}")
+    return target
+
+
 def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a Labels layer's ``data`` (``... x Y x X`` integers) to a TIFF.
 
@@ -51,10 +65,14 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     Raises:
         TypeError: multiscale data, or a dtype that is not an integer type.
         ValueError: fewer than 2 dimensions, or a suffix other than .tif/.tiff.
+        FileNotFoundError, PermissionError: the folder is missing or does not
+            take new files.
     """
     if isinstance(data, (list, tuple)):
         raise TypeError("multiscale labels are not supported; write the first "
                         "(full-resolution) level instead")
+    target = _target_path(path)
+    check_destination(target, what="labels file")  # before reading lazy data
     array = np.asarray(data)
     if array.dtype not in _SUPPORTED:
         raise TypeError(f"labels must have an integer dtype (uint8/16/32/64, "
@@ -62,16 +80,11 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     if array.ndim < 2:
         raise ValueError(f"labels must have at least 2 dimensions (Y, X), got "
                          f"shape {array.shape}")
-    target = Path(path)
-    if not target.suffix:
-        target = target.with_suffix(".tif")
-    elif target.suffix.lower() not in TIFF_EXTENSIONS:
-        raise ValueError(f"labels are written as TIFF ({', '.join(TIFF_EXTENSIONS)}), "
-                         f"got {target.name!r}")
     metadata: dict[str, Any] = {}
     axes = _tiff_axes(meta, array.ndim)
     if axes is not None:
         metadata["axes"] = axes
-    tifffile.imwrite(target, array, photometric="minisblack", compression="zlib",
-                     metadata=metadata)
+    with atomic_file(target, what="labels file") as fh:
+        tifffile.imwrite(fh, array, photometric="minisblack", compression="zlib",
+                         metadata=metadata)
     return [str(target)]

@@ -3,6 +3,7 @@
 from .features import CacheBudget, FeatureCache
 from .frames import FrameSource
 from .memory import FrameMemory, MemoryBank
+from .persist import SessionFileError
 from .session import FrameResult, SessionOptions, StackSession
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "FrameResult",
     "FrameSource",
     "MemoryBank",
+    "SessionFileError",
     "SessionOptions",
     "StackSession",
 ]
