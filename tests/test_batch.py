@@ -35,7 +35,7 @@ def _centre_click(labels: np.ndarray, obj: int) -> list[float]:
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
@@ -99,7 +99,13 @@ def test_batch_runs_every_stack_reports_the_broken_one_and_a_rerun_skips(client,
         assert report["status"] == "done" and report["frames"] == FRAMES and report["objects"] == 1
         assert report["model"] == "demo" and report["settings"]["direction"] == "forward"
         assert report["napari_sam2_version"]
-        assert sorted(report["outputs"]) == ["labels.tif", "session.sam2"]
+        assert sorted(report["outputs"]) == ["ctc", "labels.tif", "objects.csv", "session.sam2"]
+        ctc_mask = tifffile.imread(out / name / "ctc" / "mask000.tif")
+        np.testing.assert_array_equal(ctc_mask > 0, labels[0] > 0)
+        with open(out / name / "objects.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert {int(r["frame"]) for r in rows} == {t for t in range(FRAMES) if (labels[t] == 1).any()}
+        assert int(rows[0]["area_px"]) == (labels[int(rows[0]["frame"])] == 1).sum()
         from napari_sam2 import StackSession, load_model
 
         resumed = StackSession.load(out / name / "session.sam2", load_model("demo"),
@@ -200,3 +206,25 @@ def test_large_labels_go_to_zarr_frame_by_frame(tmp_path):
     stored = zarr.open(str(tmp_path / "out" / "big" / "labels.zarr"), mode="r")
     assert stored.chunks == (1, SIZE, SIZE)
     np.testing.assert_array_equal(stored[:], _direct_labels(path, doc))
+
+
+def test_command_line_batch_tracks_everything(tmp_path):
+    from napari_sam2 import cli
+
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    for seed in (4, 5):
+        tifffile.imwrite(folder / f"w{seed}.tif", _stack(seed).image, photometric="minisblack")
+    out = tmp_path / "results"
+    code = cli.main(["batch", str(folder / "*.tif"), "--auto", "--detect-every", "2", "--points-per-side", "8", "--out", str(out),
+                     "--workers", "1"])
+    assert code == 0
+    rows = _summary(out)
+    assert [rows[n]["status"] for n in ("w4", "w5")] == ["done", "done"]
+    for name in ("w4", "w5"):
+        assert int(rows[name]["objects"]) >= 2  # the cells were found without a click
+        labels = tifffile.imread(out / name / "labels.tif")
+        assert len(np.unique(labels[0])) - 1 >= 2
+        track_file = (out / name / "ctc" / "res_track.txt").read_text().split()
+        assert len(track_file) >= 8  # at least two tracks of four numbers
+    assert cli.main(["batch", str(folder / "*.tif"), "--auto", "--direction", "both", "--out", str(out)]) == 2

@@ -39,6 +39,28 @@ def test_segment_writes_labels_for_each_object(tmp_path, model_file):
     assert (labels == 1).any(), "object 1 was segmented somewhere"
 
 
+def test_segment_auto_tracks_every_cell_and_writes_the_ctc_layout(tmp_path, capsys):
+    from napari_sam2.synthetic import TimelapseParams, make_timelapse
+
+    synth = make_timelapse(TimelapseParams(n_frames=4, height=96, width=96, n_cells=4), seed=3)
+    src = tmp_path / "cells.tif"
+    tifffile.imwrite(src, synth.image, photometric="minisblack")
+    out, ctc = tmp_path / "labels.tif", tmp_path / "ctc"
+    code = main(["segment", str(src), "--model", "demo", "--auto", "--detect-every", "2", "--points-per-side", "8",
+                 "--out", str(out), "--ctc", str(ctc)])
+    assert code == 0, capsys.readouterr().err
+    labels = tifffile.imread(out)
+    assert labels.shape == synth.image.shape and len(np.unique(labels[0])) - 1 >= 2
+    assert sorted(p.name for p in ctc.iterdir()) == ["mask000.tif", "mask001.tif", "mask002.tif",
+                                                     "mask003.tif", "res_track.txt"]
+    with pytest.raises(SystemExit, match="--auto or --point"):
+        main(["segment", str(src), "--auto", "--point", "0,5,5", "--out", str(out)])
+    with pytest.raises(SystemExit, match="one pass"):
+        main(["segment", str(src), "--auto", "--direction", "both", "--out", str(out)])
+    assert main(["segment", str(src), "--auto", "--out", str(out), "--ctc", str(tmp_path / "no" / "ctc")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_segment_reports_bad_prompts_cleanly(tmp_path, model_file, capsys):
     src = tmp_path / "stack.tif"
     tifffile.imwrite(src, np.zeros((2, 20, 20), np.uint16), photometric="minisblack")

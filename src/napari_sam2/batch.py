@@ -11,7 +11,9 @@ loads the model once and keeps it for the stacks it runs.
 Outputs, per stack, in ``out/<stack name>/``: ``labels.tif`` (or
 ``labels.zarr`` for stacks whose labels exceed ``zarr_above_mb``, written
 frame by frame and never held whole in memory), ``session.sam2`` (the
-session file: open it in the widget to correct the result) and ``report.json`` (frames,
+session file: open it in the widget to correct the result), ``ctc/`` (the
+Cell Tracking Challenge result layout), ``objects.csv`` (one row per object
+and frame: area, centroid, intensities) and ``report.json`` (frames,
 objects, seconds, model, settings, napari-sam2 version, the input's
 fingerprint). A stack's folder is assembled under a temporary name and moved
 into place whole, so an interrupted run never leaves half of one. The run
@@ -44,6 +46,8 @@ import numpy as np
 from ._io import atomic_file, replace_folder, write_synced
 from .engine.prompt_records import ObjectRecord, apply_objects, objects_to_json, parse_objects
 from .engine.stack_files import is_stack_path, open_stack
+from .export import write_ctc
+from .tables import OBJECT_COLUMNS, object_table, write_csv
 
 __all__ = ["BatchSettings", "StackOutcome", "run", "expand_inputs", "process_stack"]
 
@@ -61,7 +65,8 @@ class BatchSettings:
     or None (best available); ``image_size``: model input size (None: the
     model's own); ``axis``/``channel_axis``: as in :class:`StackSession`;
     ``direction``: forward, backward or both; ``auto``: track everything
-    (no prompts) with new objects looked for every ``detect_every`` frames;
+    (no prompts) with new objects looked for every ``detect_every`` frames
+    by a ``points_per_side`` x ``points_per_side`` grid of prompts;
     ``zarr_above_mb``: labels larger than this are written frame by frame
     into ``labels.zarr`` instead of ``labels.tif``.
     """
@@ -74,11 +79,14 @@ class BatchSettings:
     direction: str = "forward"
     auto: bool = False
     detect_every: int = 5
+    points_per_side: int = 32
     zarr_above_mb: float = 1024.0
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
+        if self.auto and self.direction == "both":
+            raise ValueError("auto tracks in one pass: direction must be forward or backward")
         if not isinstance(self.detect_every, int) or self.detect_every < 1:
             raise ValueError(f"detect_every must be a whole number >= 1, got {self.detect_every!r}")
         if not self.zarr_above_mb >= 0:
@@ -287,7 +295,10 @@ def _segment_into(folder: Path, task: _Task, settings: BatchSettings) -> tuple[i
         outputs = ["labels.tif"]
     session = StackSession(model, data, axis=settings.axis, channel_axis=settings.channel_axis, labels=labels)
     if settings.auto:
-        frames = session.track_everything(settings.direction, detect_every=settings.detect_every)
+        from .engine.automatic import AutomaticOptions
+
+        options = AutomaticOptions(points_per_side=settings.points_per_side)
+        frames = session.track_everything(settings.direction, detect_every=settings.detect_every, options=options)
     else:
         apply_objects(session, task.objects)
         frames = session.propagate(settings.direction)
@@ -296,8 +307,24 @@ def _segment_into(folder: Path, task: _Task, settings: BatchSettings) -> tuple[i
     if not big:
         _write_tiff(folder / "labels.tif", labels)
     session.save(folder / "session.sam2", model_source=settings.model)
-    outputs.append("session.sam2")
+    write_ctc(session, folder / "ctc")
+    write_csv(folder / "objects.csv", object_table(session.labels, image=_Intensities(session.frames)),
+              OBJECT_COLUMNS)
+    outputs += ["session.sam2", "ctc", "objects.csv"]
     return session.num_frames, len(session.object_ids), outputs
+
+
+class _Intensities:
+    """The stack's frames as ``object_table`` reads them (one at a time; the
+    mean over channels for colour data)."""
+
+    def __init__(self, frames) -> None:
+        self._frames = frames
+        self.shape = (len(frames), *frames.frame_shape)
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        frame = self._frames.read(int(t))
+        return frame if frame.ndim == 2 else frame.mean(axis=-1)
 
 
 def _zarr_labels(path: Path, shape: tuple[int, int, int]):
@@ -392,7 +419,7 @@ def _run_tasks(tasks, out_dir, config, client, workers, threads_per_worker):
     cluster = None
     if own:
         cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=threads_per_worker,
-                               processes=True, dashboard_address=None)
+                               processes=True, dashboard_address=":0")
         client = Client(cluster)
     futures = []
     try:

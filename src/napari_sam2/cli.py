@@ -3,6 +3,7 @@
     napari-sam2 demo                        # offline, end to end, with the shipped demo model
     napari-sam2 demo --gui                  # the same sample and model in napari
     napari-sam2 segment stack.tif --model sam2.1_hiera_small --point 0,120,88 --out labels.tif
+    napari-sam2 segment stack.tif --model demo --auto --detect-every 5 --out labels.tif --ctc ctc/
     napari-sam2 models                      # known models and whether they are cached
     napari-sam2 download sam2.1_hiera_large # fetch a checkpoint ahead of time
     napari-sam2 batch "plate/*.tif" --prompts prompts.json --out results --workers 2
@@ -153,9 +154,17 @@ def cmd_segment(args) -> int:
     from .engine import StackSession
     from .engine.stack_files import open_stack
 
-    if not args.point and not args.neg and not args.box:
-        raise SystemExit("give at least one --point, --neg or --box")
+    prompted = bool(args.point or args.neg or args.box)
+    if args.auto and prompted:
+        raise SystemExit("give either --auto or --point/--neg/--box, not both")
+    if not args.auto and not prompted:
+        raise SystemExit("give at least one --point, --neg or --box (or --auto to track everything)")
+    direction = args.direction or ("forward" if args.auto else "both")
+    if args.auto and direction == "both":
+        raise SystemExit("--auto tracks in one pass: --direction forward or backward")
     out = check_destination(args.out, inputs=[args.input], what="--out")
+    if args.ctc is not None:
+        _check_ctc_folder(args.ctc)
     data = open_stack(args.input)
     index = _check_held_axes(tuple(data.shape), args)
     model = load_model(args.model, device=args.device, image_size=args.image_size)
@@ -165,14 +174,40 @@ def cmd_segment(args) -> int:
     for p, positive in [(p, 1) for p in args.point] + [(p, 0) for p in args.neg]:
         session.add_points(p.obj_id, p.frame, [p.coords], [positive])
     started = time.perf_counter()
-    for _ in session.propagate(args.direction, progress=_progress_bar("propagate")):
+    if args.auto:
+        from .engine.automatic import AutomaticOptions
+
+        frames = session.track_everything(direction, detect_every=args.detect_every,
+                                          options=AutomaticOptions(points_per_side=args.points_per_side),
+                                          progress=_progress_bar("track all"))
+    else:
+        frames = session.propagate(direction, progress=_progress_bar("propagate"))
+    for _ in frames:
         pass
     elapsed = time.perf_counter() - started
     with atomic_file(out, inputs=[args.input], what="--out") as fh:
         tifffile.imwrite(fh, session.labels, photometric="minisblack", compression="zlib")
+    if args.ctc is not None:
+        from .export import write_ctc
+
+        write_ctc(session, args.ctc)
+        print(f"wrote the Cell Tracking Challenge layout into {args.ctc}", file=sys.stderr)
     print(f"wrote {out}: {session.num_frames} frames, objects {session.object_ids}, "
           f"{elapsed:.1f} s", file=sys.stderr)
     return 0
+
+
+def _check_ctc_folder(folder: str) -> None:
+    """Before any work: the --ctc folder exists and takes files, or can be made."""
+    from ._io import check_folder
+
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--ctc {folder}: a file of that name exists; give a folder")
+    parent = path if path.is_dir() else path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"--ctc {folder}: the folder {parent} does not exist; create it first")
+    check_folder(parent, f"--ctc {folder}")
 
 
 def cmd_models(args) -> int:
@@ -196,7 +231,7 @@ def cmd_batch(args) -> int:
 
     settings = {"model": args.model, "device": args.device, "image_size": args.image_size,
                 "axis": args.axis, "channel_axis": args.channel_axis, "direction": args.direction,
-                "detect_every": args.detect_every}
+                "detect_every": args.detect_every, "points_per_side": args.points_per_side}
     client = None
     if args.scheduler:
         from distributed import Client
@@ -290,7 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--point", type=_point, action="append", default=[], metavar="F,Y,X[,ID]")
     seg.add_argument("--neg", type=_neg, action="append", default=[], metavar="F,Y,X[,ID]")
     seg.add_argument("--box", type=_box, action="append", default=[], metavar="F,Y0,X0,Y1,X1[,ID]")
-    seg.add_argument("--direction", choices=("forward", "backward", "both"), default="both")
+    seg.add_argument("--direction", choices=("forward", "backward", "both"), default=None,
+                     help="default: both with prompts, forward with --auto")
+    seg.add_argument("--auto", action="store_true",
+                     help="segment everything on the first frame and track it, finding new objects as they appear")
+    seg.add_argument("--detect-every", type=int, default=5, metavar="K",
+                     help="with --auto: look for new objects every K frames (default 5)")
+    seg.add_argument("--points-per-side", type=int, default=32, metavar="N",
+                     help="with --auto: an N x N grid of prompts finds the objects (default 32; 16 is 4x faster)")
+    seg.add_argument("--ctc", default=None, metavar="FOLDER",
+                     help="also write the Cell Tracking Challenge result layout into FOLDER")
     seg.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
     seg.add_argument("--channel-axis", type=int, default=None)
     seg.add_argument("--index", type=_index, action="append", default=[], metavar="AXIS=POS",
@@ -314,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--prompts", help="JSON file: per stack file name, the objects' points and boxes")
     how.add_argument("--auto", action="store_true", help="track everything (no prompts)")
     bat.add_argument("--detect-every", type=int, default=5, help="with --auto: look for new objects every K frames")
+    bat.add_argument("--points-per-side", type=int, default=32, metavar="N",
+                     help="with --auto: an N x N grid of prompts finds the objects (default 32)")
     bat.add_argument("--model", default="demo", help="model name or checkpoint file (default: demo)")
     bat.add_argument("--direction", choices=("forward", "backward", "both"), default="forward")
     bat.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
