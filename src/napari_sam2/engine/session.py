@@ -24,6 +24,7 @@ from .frames import FrameSource
 from .holes import fill_small_holes
 from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
 from .memory import FrameMemory, MemoryBank, stack_readouts
+from .passes import BACKWARD, FORWARD, UNTRACKED, Pass, outdated, plan
 from .prompt_records import FrameRecord, ObjectRecord
 from .prompts import (
     FramePrompts,
@@ -38,7 +39,6 @@ from .prompts import (
 DIRECTIONS = ("forward", "backward", "both")
 RERUN_MODES = ("downstream", "all")
 DIRECTION_MEMORIES = ("shared", "separate")
-UNTRACKED, FORWARD, BACKWARD = -1, 0, 1
 # prev-logit clamp when correction clicks are decoded with an earlier mask
 PREV_LOGIT_LIMIT = 32.0
 
@@ -328,8 +328,9 @@ class StackSession:
     def segment_frame(self, frame: int) -> np.ndarray:
         """Decode the prompts on ``frame`` and write that frame's labels.
 
-        Returns the frame's label image (a copy). With the frame's image
-        features cached, only the prompt encoder and mask decoder run.
+        Returns the frame's label image (a copy), composed from every
+        object's current mask there. With the frame's image features cached,
+        only the prompt encoder and mask decoder run.
         """
         frame = check_frame(frame, self.num_frames)
         with self._lock, torch.inference_mode():
@@ -362,12 +363,20 @@ class StackSession:
         """Track every object through the stack; iterate for ``(frame, labels_2d)``.
 
         ``direction``: "forward", "backward" or "both" (forward from the first
-        prompted frame, then backward from it). ``start``/``stop``: the frame
-        span tracking stays in (inclusive; default the whole stack). Only
-        frames whose result is out of date with the prompts are run: after a
-        correction, the span downstream of it. ``progress(done, total)`` is
-        called after each frame. Closing the generator cancels between
-        frames: frames not reached keep their old labels.
+        prompted frame, then backward from it; the prompted frame is written
+        once, unless an object tracked but not prompted there is tracked
+        there again backward). ``start``/``stop``: the frame span tracking
+        stays in (inclusive; default the whole stack). Only frames whose
+        result is out of date with the prompts are run: after a correction,
+        the frames downstream of it (or, with ``SessionOptions(rerun="all")``,
+        every frame of the corrected object); frames outside the span that
+        are out of date stay so. Each frame written is composed from every
+        tracked object's current mask there. ``progress(done, total)`` is
+        called after each frame. The work starts at the first ``next()``,
+        on the session as it is then. Closing the generator, or
+        :meth:`stop` from any thread, cancels between frames: frames not
+        reached keep their old labels and stay out of date. A frame whose
+        label write fails raises and stays out of date too.
         """
         return _frames_and_labels(self.propagate_results(direction, start, stop, progress))
 
@@ -476,24 +485,15 @@ class StackSession:
         self._mark_stale(obj_id, frame)
 
     def _mark_stale(self, obj_id: int, k: int) -> None:
-        """A prompt change of ``obj_id`` at ``k`` outdates ``k`` and every
-        frame that reads it. Every tracked frame attends to every
-        conditioning frame and to the frames before it in its pass, so with
-        ``rerun="downstream"`` that is each frame after ``k`` in the
-        direction it was tracked (whichever pass wrote it), with "all" every
-        frame the object was tracked on. With exclusive memories the other
-        objects' memories on those frames change with this object's masks,
-        so they are outdated on the same terms."""
-        f = np.arange(self.num_frames)
+        """A prompt change of ``obj_id`` at ``k`` outdates ``k`` and the
+        frames that read it (:func:`outdated`). With exclusive memories the
+        other objects' memories there change with this object's masks, so
+        they are outdated on the same terms."""
         exclusive = self.model.config.tracking.non_overlap_masks_for_mem_enc
         for other, s in self._objects.items():
             if other != obj_id and not exclusive:
                 continue
-            if self.options.rerun == "all":
-                hit = s.direction != UNTRACKED
-            else:
-                hit = ((s.direction == FORWARD) & (f > k)) | ((s.direction == BACKWARD) & (f < k))
-            s.fresh[hit] = False
+            s.fresh[outdated(s.direction, k, rerun=self.options.rerun)] = False
             if other == obj_id or s.direction[k] != UNTRACKED:
                 s.fresh[k] = False
 
@@ -558,43 +558,15 @@ class StackSession:
                 self._bank.set_cond(obj_id, frame, entry)
             state.pending.clear()
 
-    def _first_stale(self, objs, frames) -> int | None:
-        for f in frames:
-            if any(not self._objects[o].fresh[f] for o in objs):
-                return f
-        return None
-
-    def _plan(self, direction: str, lo: int, hi: int) -> list[_Pass]:
-        """The passes to run, in order."""
-        objs = list(self._objects)
-        cond = sorted({f for o in objs for f in self._bank.cond_frames(o)})
-        passes = []
-        if direction in ("forward", "both"):
-            first = max(lo, cond[0])
-            begin = self._first_stale(objs, range(first, hi + 1))
-            if begin is not None:
-                frames = list(range(begin, hi + 1))
-                takers = [o for o in objs if not self._objects[o].fresh[frames].all()]
-                passes.append(_Pass(frames, False, takers))
-        if direction in ("backward", "both"):
-            anchor = cond[0] if direction == "both" else cond[-1]
-            last = min(hi, anchor)
-            if last >= lo:
-                begin = self._first_stale(objs, range(last, lo - 1, -1))
-                if begin is not None:
-                    if direction == "both":
-                        begin = last  # like the reference, go back from the prompted frame
-                    frames = list(range(begin, lo - 1, -1))
-                    takers = [o for o in objs if not self._objects[o].fresh[frames].all()]
-                    visited = None
-                    if direction == "both" and begin == anchor and all(
-                        self._bank.cond_entry(o, anchor) is not None for o in takers
-                    ):
-                        # the forward pass wrote it from the same prompts: not again
-                        frames, visited = frames[1:], anchor
-                    if frames:
-                        passes.append(_Pass(frames, True, takers, visited))
-        return passes
+    def _plan(self, direction: str, lo: int, hi: int) -> list[Pass]:
+        return plan(
+            direction,
+            lo,
+            hi,
+            cond=sorted({f for o in self._objects for f in self._bank.cond_frames(o)}),
+            fresh={o: s.fresh for o, s in self._objects.items()},
+            prompted=lambda o, f: self._bank.cond_entry(o, f) is not None,
+        )
 
     def _track_frame(self, frame: int, objs: list[int], reverse: bool) -> FrameResult:
         feats = self._frame_features(frame)
@@ -803,17 +775,6 @@ class StackSession:
         session, meta = load_session(cls, path, model, data, **kwargs)
         session.objects_meta = meta
         return session
-class _Pass(NamedTuple):
-    """One pass of a propagation: ``frames`` in order, ``objects`` taking
-    part; ``visited``: a frame the pass starts from without computing it
-    (every object is prompted there and the forward pass wrote it)."""
-
-    frames: list[int]
-    reverse: bool
-    objects: list[int]
-    visited: int | None = None
-
-
 def _frames_and_labels(results: Iterator[FrameResult]) -> Iterator[tuple[int, np.ndarray]]:
     try:
         for result in results:
