@@ -1,7 +1,9 @@
 """npe2 writer: a Labels layer to a TIFF file, values and dtype unchanged.
 
 Reading the file back with ``tifffile.imread`` gives an array equal to the
-layer's data, with the same shape and integer dtype.
+layer's data, with the same shape and integer dtype. The file is written
+atomically (:func:`napari_sam2._io.atomic_file`): an interrupted write leaves
+an older file at the path untouched.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import tifffile
+
+from ._io import atomic_file
 
 __all__ = ["write_labels", "TIFF_EXTENSIONS"]
 
@@ -51,6 +55,8 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     Raises:
         TypeError: multiscale data, or a dtype that is not an integer type.
         ValueError: fewer than 2 dimensions, or a suffix other than .tif/.tiff.
+        FileNotFoundError, PermissionError: the folder is missing or does not
+            take new files.
     """
     if isinstance(data, (list, tuple)):
         raise TypeError("multiscale labels are not supported; write the first "
@@ -72,6 +78,7 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     axes = _tiff_axes(meta, array.ndim)
     if axes is not None:
         metadata["axes"] = axes
-    tifffile.imwrite(target, array, photometric="minisblack", compression="zlib",
-                     metadata=metadata)
+    with atomic_file(target, what="labels file") as fh:
+        tifffile.imwrite(fh, array, photometric="minisblack", compression="zlib",
+                         metadata=metadata)
     return [str(target)]

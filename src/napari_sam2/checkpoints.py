@@ -27,6 +27,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -43,6 +44,7 @@ __all__ = [
     "CHECKPOINT_DIR_ENV",
     "CHECKPOINT_URL_ENV",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_MIN_RATE",
     "available_models",
     "model_entry",
     "checkpoint_dir",
@@ -59,6 +61,12 @@ CHECKPOINT_URL_ENV = "NAPARI_SAM2_CHECKPOINT_URL"
 # (connect, read) seconds. Connect covers the DNS lookup and the TCP/TLS
 # handshake; read is the longest wait for the next bytes of a running transfer.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+# (bytes per second, seconds): a running transfer must bring at least this
+# many bytes per second on average over every window of this many seconds,
+# so that a mirror trickling a byte now and then (each read within the read
+# timeout) cannot stall a download for hours. Read at call time.
+DEFAULT_MIN_RATE: tuple[float, float] = (16 * 1024.0, 60.0)
 
 # Called with (bytes received so far, total bytes or None when unknown).
 ProgressCallback = Callable[[int, Union[int, None]], None]
@@ -380,8 +388,35 @@ def _progress_reporter(progress: bool | ProgressCallback, total: int | None, lab
     return (lambda n: None), (lambda: None)
 
 
-def _download(url: str, dest: Path, *, progress, timeout: tuple[float, float]) -> None:
+class _RateGuard:
+    """Raises ``socket.timeout`` when fewer than ``rate * window`` bytes
+    arrived during the last full window of ``window`` seconds."""
+
+    def __init__(self, min_rate: tuple[float, float]) -> None:
+        rate, window = (float(v) for v in min_rate)
+        if not (rate >= 0 and window > 0) or rate != rate or window != window:
+            raise ValueError(f"min_rate must be (bytes per second >= 0, seconds > 0), got {min_rate!r}")
+        self.rate, self.window = rate, window
+        self.started = time.monotonic()
+        self.received = 0
+
+    def update(self, n: int) -> None:
+        self.received += n
+        now = time.monotonic()
+        if now - self.started >= self.window:
+            if self.received < self.rate * (now - self.started):
+                got = self.received / (now - self.started)
+                raise socket.timeout(
+                    f"the transfer is too slow: {got:.0f} bytes/s over {now - self.started:.0f} s, "
+                    f"below the minimum of {self.rate:.0f} bytes/s"
+                )
+            self.started, self.received = now, 0
+
+
+def _download(url: str, dest: Path, *, progress, timeout: tuple[float, float],
+              min_rate: tuple[float, float] = DEFAULT_MIN_RATE) -> None:
     """Copy ``url`` into ``dest`` atomically; raise on any error, leave nothing behind."""
+    guard = _RateGuard(min_rate)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
@@ -391,14 +426,18 @@ def _download(url: str, dest: Path, *, progress, timeout: tuple[float, float]) -
                 total = _content_length(response)
                 update, close = _progress_reporter(progress, total, dest.name)
                 received = 0
+                # read1: whatever has arrived (up to a chunk), so that the
+                # rate is checked while bytes trickle in, not after 1 MiB
+                read = getattr(response, "read1", response.read)
                 try:
                     while True:
-                        chunk = response.read(_CHUNK)
+                        chunk = read(_CHUNK)
                         if not chunk:
                             break
                         out.write(chunk)
                         received += len(chunk)
                         update(len(chunk))
+                        guard.update(len(chunk))
                 finally:
                     close()
             if total is not None and received != total:
@@ -420,6 +459,7 @@ def ensure_checkpoint(
     *,
     progress: bool | ProgressCallback = True,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    min_rate: tuple[float, float] | None = None,
 ) -> Path:
     """Path of the model's checkpoint file, downloading it first if needed.
 
@@ -435,6 +475,10 @@ def ensure_checkpoint(
         timeout: seconds, one number for both or ``(connect, read)``: the
             connect part bounds the DNS lookup and handshake, the read part
             the wait for each next chunk.
+        min_rate: ``(bytes per second, seconds)``: the transfer fails when it
+            brings less than that rate over a window of that many seconds
+            (default :data:`DEFAULT_MIN_RATE`, 16 KiB/s over 60 s), however
+            often single bytes arrive.
 
     Raises:
         ValueError: ``name`` is not a known model.
@@ -455,7 +499,8 @@ def ensure_checkpoint(
             f"missing at {path}; reinstall the package"
         )
     try:
-        _download(url, path, progress=progress, timeout=_split_timeout(timeout))
+        _download(url, path, progress=progress, timeout=_split_timeout(timeout),
+                  min_rate=DEFAULT_MIN_RATE if min_rate is None else min_rate)
     except (OSError, HTTPException, ValueError) as exc:  # URLError and timeouts are OSErrors
         raise CheckpointDownloadError(entry.name, url, path, _reason(exc)) from exc
     return path
@@ -498,7 +543,7 @@ def load_model(
     import torch
 
     from .config import config_from_dict, load_config, resolve_config_name
-    from .model import CheckpointMismatchError, build_model, load_weights_strict
+    from .model import CheckpointMismatchError, build_model, check_weights_fit, load_weights_strict
     from .model.device import resolve_device
 
     text = os.fspath(name_or_path)
@@ -520,8 +565,17 @@ def load_model(
     overrides = {} if image_size is None else {"image_size": int(image_size)}
     if config is not None:
         cfg = load_config(resolve_config_name(config), **overrides)
-    elif isinstance(payload.get("config"), dict):
-        cfg = config_from_dict({**payload["config"], **overrides})
+    elif payload.get("config") is not None:
+        stored = payload["config"]
+        if not isinstance(stored, dict):
+            raise CheckpointError(
+                f"checkpoint {path}: its stored 'config' must be a mapping of config values, "
+                f"got {type(stored).__name__}"
+            )
+        try:
+            cfg = config_from_dict({**stored, **overrides})
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {path}: its stored config is not valid: {exc}") from exc
     else:
         try:
             cfg = load_config(resolve_config_name(path.name), **overrides)
@@ -530,16 +584,47 @@ def load_model(
                 f"cannot tell which model {path} holds from its name; pass config=, e.g. "
                 "config='sam2.1_hiera_tiny' (or Meta's 'sam2.1_hiera_t')"
             ) from None
-    model = build_model(cfg)
+    source = f"checkpoint {path}"
     try:
-        load_weights_strict(model, payload["model"], source=f"checkpoint {path}")
+        # keys and shapes first, on a network without storage: a file that
+        # does not fit never makes the real (maybe large) network allocate
+        with torch.device("meta"):
+            skeleton = build_model(cfg)
+        check_weights_fit(skeleton, payload["model"], source=source)
+        del skeleton
+        model = build_model(cfg)
+        load_weights_strict(model, payload["model"], source=source)
     except CheckpointMismatchError as exc:
         raise CheckpointError(str(exc)) from exc
     return model.to(resolve_device(device)).eval()
 
 
+def _check_tensors(path: Path, state: dict, torch) -> None:
+    """Every entry a floating-point tensor with finite values."""
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"checkpoint {path}: state dict key {key!r} is not a string")
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(
+                f"checkpoint {path}: {key!r} holds a {type(value).__name__}, not a tensor; "
+                "the file is not a SAM 2 checkpoint"
+            )
+        if not value.is_floating_point():
+            raise CheckpointError(
+                f"checkpoint {path}: {key!r} holds {value.dtype} values; SAM 2 weights are floating point"
+            )
+    bad = [k for k, v in state.items() if v.numel() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")
+        raise CheckpointError(
+            f"checkpoint {path}: {len(bad)} tensor(s) hold NaN or infinite values ({shown}); "
+            "the weights are damaged (e.g. a diverged training run)"
+        )
+
+
 def _read_checkpoint(path: Path, torch) -> dict:
-    """The checkpoint's content as a dict with a ``"model"`` state dict."""
+    """The checkpoint's content as a dict with a ``"model"`` state dict of
+    finite floating-point tensors."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, bad pickle, not a torch file...
@@ -552,20 +637,31 @@ def _read_checkpoint(path: Path, torch) -> dict:
             f"checkpoint {path} holds no 'model' state dict; a SAM 2 checkpoint is a dict "
             "{'model': state_dict} as published by Meta or saved by napari_sam2.save_checkpoint"
         )
+    if not payload["model"]:
+        raise CheckpointError(f"checkpoint {path}: its 'model' state dict is empty")
+    _check_tensors(path, payload["model"], torch)
     return payload
 
 
 def save_checkpoint(model, path: str | os.PathLike) -> Path:
     """Save a network with its config in Meta's file layout (loadable by
-    :func:`load_model` and by Meta's own code)."""
+    :func:`load_model` and by Meta's own code).
+
+    Written atomically (:func:`napari_sam2._io.atomic_file`): a unique
+    temporary file in the same folder, moved into place once complete, so
+    two saves to one path never mix and a failed save leaves nothing behind.
+    Raises ``FileNotFoundError``/``PermissionError`` naming the path when its
+    folder is missing or does not take new files.
+    """
     import torch
 
+    from ._io import atomic_file, check_destination
     from .config import config_to_dict
     from .model import to_meta_keys
 
-    path = Path(path)
+    path = check_destination(path, what="checkpoint")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.part")
-    torch.save({"model": to_meta_keys(state), "config": config_to_dict(model.config)}, tmp)
-    os.replace(tmp, path)
+    payload = {"model": to_meta_keys(state), "config": config_to_dict(model.config)}
+    with atomic_file(path, what="checkpoint") as fh:
+        torch.save(payload, fh)
     return path

@@ -5,6 +5,7 @@
     napari-sam2 segment stack.tif --model sam2.1_hiera_small --point 0,120,88 --out labels.tif
     napari-sam2 models                      # known models and whether they are cached
     napari-sam2 download sam2.1_hiera_large # fetch a checkpoint ahead of time
+    napari-sam2 batch "plate/*.tif" --prompts prompts.json --out results --workers 2
 
 Points are ``FRAME,Y,X`` (napari order) with an optional ``,ID`` (object id,
 default 1); ``--neg`` adds a negative click; ``--box FRAME,Y0,X0,Y1,X1[,ID]``.
@@ -13,6 +14,8 @@ default 1); ``--neg`` adds a negative click; ``--box FRAME,Y0,X0,Y1,X1[,ID]``.
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -21,34 +24,84 @@ import numpy as np
 
 
 class _Prompt:
+    """``FRAME,coords...[,ID]`` of one ``--point``/``--neg``/``--box`` option."""
+
     def __init__(self, text: str, n: int, what: str) -> None:
+        option = f"--{what}"
         try:
             values = [float(v) for v in text.split(",")]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} {text!r}: expected comma-separated numbers") from None
+            raise argparse.ArgumentTypeError(f"{option} {text!r}: expected comma-separated numbers") from None
         if len(values) not in (n, n + 1):
             raise argparse.ArgumentTypeError(
-                f"{what} {text!r}: expected {n} numbers (+ an optional object id), got {len(values)}"
+                f"{option} {text!r}: expected {n} numbers (+ an optional object id), got {len(values)}"
             )
-        self.frame = int(values[0])
+        if not all(math.isfinite(v) for v in values):
+            raise argparse.ArgumentTypeError(f"{option} {text!r}: every number must be finite (no inf or nan)")
+        self.frame = _whole(values[0], option, text, "frame", minimum=0)
         self.coords = values[1:n]
-        self.obj_id = int(values[n]) if len(values) > n else 1
+        self.obj_id = _whole(values[n], option, text, "object id", minimum=1) if len(values) > n else 1
+
+
+def _whole(value: float, option: str, text: str, what: str, *, minimum: int) -> int:
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"{option} {text!r}: the {what} must be a whole number, got {value:g}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{option} {text!r}: the {what} must be >= {minimum}, got {value:g}")
+    return int(value)
 
 
 def _point(text: str) -> _Prompt:
     return _Prompt(text, 3, "point")
 
 
+def _neg(text: str) -> _Prompt:
+    return _Prompt(text, 3, "neg")
+
+
 def _box(text: str) -> _Prompt:
     return _Prompt(text, 5, "box")
 
 
-def _progress_bar(total_hint: str):
+def _index(text: str) -> tuple[int, int]:
+    try:
+        axis, position = (int(v) for v in text.split("="))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--index {text!r}: expected AXIS=POSITION, two whole numbers (e.g. 1=0)"
+        ) from None
+    return axis, position
+
+
+_PROMPT_OPTIONS = ("--point", "--neg", "--box", "--index")
+
+
+def _looks_negative(token: str) -> bool:
+    return token.startswith("-") and (token[1:2].isdigit() or token[1:2] == "."
+                                      or token[1:4].lower() in ("inf", "nan"))
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--point -1,32,32`` as ``--point=-1,32,32``: argparse would take the
+    value for an option and say only "expected one argument"."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _PROMPT_OPTIONS and i + 1 < len(argv) and _looks_negative(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _progress_bar(total_hint: str, unit: str = "frame"):
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm comes with napari
         return None
-    bar = tqdm(desc=total_hint, unit="frame")
+    bar = tqdm(desc=total_hint, unit=unit)
 
     def update(done: int, total: int) -> None:
         bar.total = total
@@ -60,26 +113,116 @@ def _progress_bar(total_hint: str):
     return update
 
 
+class _LogRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+class _DamagedInput(ValueError):
+    """An input file that cannot be read whole."""
+
+
+def _declared_shape(tif) -> tuple[int, ...] | None:
+    """The shape the file's own metadata declares (tifffile's or ImageJ's)."""
+    for meta in tif.shaped_metadata or ():
+        if isinstance(meta, dict) and meta.get("shape"):
+            return tuple(int(v) for v in meta["shape"])
+    ij = tif.imagej_metadata or {}
+    images = int(ij.get("images", 1) or 1)
+    if images > 1:
+        return (images,)
+    return None
+
+
 def _read_stack(path: str):
+    """The TIFF at ``path`` as an array (memory-mapped when it can be).
+
+    A damaged or truncated file is an error naming it: fewer pages than the
+    file declares, a broken page chain or undecodable data (tifffile only
+    logs warnings for these and returns what it could read).
+    """
     import tifffile
 
+    def damaged(reason: str) -> ValueError:
+        return _DamagedInput(f"input {path} is damaged or truncated: {reason}; "
+                          "nothing was segmented (write the file again or give another one)")
+
+    handler = _LogRecords()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(handler)
     try:
-        return tifffile.memmap(path, mode="r")
-    except (ValueError, tifffile.TiffFileError, OSError):
-        return tifffile.imread(path)  # compressed or not memory-mappable
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series or not tif.pages:
+                raise damaged("it holds no image")
+            series = tif.series[0]
+            declared = _declared_shape(tif)
+            got = tuple(series.shape)
+            if declared is not None and np.prod(declared) != np.prod(got):
+                raise damaged(f"it declares shape {declared} but holds {got}")
+            compressed = any(page.compression != 1 for page in series.pages if page is not None)
+            try:
+                data = series.asarray() if compressed else tifffile.memmap(path, mode="r")
+            except (ValueError, tifffile.TiffFileError, OSError):
+                data = series.asarray()
+    except _DamagedInput:
+        raise
+    except FileNotFoundError:
+        raise FileNotFoundError(f"input {path} does not exist") from None
+    except Exception as exc:  # zlib.error, struct.error, TiffFileError...
+        raise damaged(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        logger.removeHandler(handler)
+    if handler.messages:
+        raise damaged(handler.messages[0])
+    return data
+
+
+def _check_held_axes(shape: tuple[int, ...], args) -> dict[int, int] | None:
+    """The ``--index`` positions, once sure every extra axis has one (the
+    engine's own message would name its Python argument, ``index=``)."""
+    ndim = len(shape)
+    index = {}
+    for axis, position in args.index:
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"--index {axis}={position}: the input has {ndim} axes (0 to {ndim - 1})")
+        index[axis % ndim] = position
+    try:
+        channel = None if args.channel_axis is None else args.channel_axis % ndim
+        axis = args.axis % ndim
+    except ZeroDivisionError:  # pragma: no cover - ndim >= 2 always
+        return index or None
+    others = [a for a in range(ndim) if a != channel]
+    missing = [a for a in others[:-2] if a != axis and a not in index]
+    if missing:
+        hint = ""
+        if channel is None and shape[-1] in (3, 4) and shape[-2] > 2 * shape[-1]:
+            hint = f"; if the last axis (size {shape[-1]}) holds colour channels, pass --channel-axis -1"
+        raise ValueError(
+            f"input {args.input} has shape {shape}: besides the propagation axis {axis} "
+            f"(--axis) and Y, X, axis {missing[0]} must be held at one position, "
+            f"e.g. --index {missing[0]}=0{hint}"
+        )
+    return index or None
 
 
 def cmd_segment(args) -> int:
     import tifffile
 
+    from ._io import atomic_file, check_destination
     from .checkpoints import load_model
     from .engine import StackSession
 
     if not args.point and not args.neg and not args.box:
         raise SystemExit("give at least one --point, --neg or --box")
+    out = check_destination(args.out, inputs=[args.input], what="--out")
     data = _read_stack(args.input)
+    index = _check_held_axes(tuple(data.shape), args)
     model = load_model(args.model, device=args.device, image_size=args.image_size)
-    session = StackSession(model, data, axis=args.axis, channel_axis=args.channel_axis)
+    session = StackSession(model, data, axis=args.axis, channel_axis=args.channel_axis, index=index)
     for p in args.box:
         session.add_box(p.obj_id, p.frame, p.coords)
     for p, positive in [(p, 1) for p in args.point] + [(p, 0) for p in args.neg]:
@@ -88,8 +231,9 @@ def cmd_segment(args) -> int:
     for _ in session.propagate(args.direction, progress=_progress_bar("propagate")):
         pass
     elapsed = time.perf_counter() - started
-    tifffile.imwrite(args.out, session.labels, photometric="minisblack", compression="zlib")
-    print(f"wrote {args.out}: {session.num_frames} frames, objects {session.object_ids}, "
+    with atomic_file(out, inputs=[args.input], what="--out") as fh:
+        tifffile.imwrite(fh, session.labels, photometric="minisblack", compression="zlib")
+    print(f"wrote {out}: {session.num_frames} frames, objects {session.object_ids}, "
           f"{elapsed:.1f} s", file=sys.stderr)
     return 0
 
@@ -110,16 +254,48 @@ def cmd_download(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from . import batch
+
+    settings = {"model": args.model, "device": args.device, "image_size": args.image_size,
+                "axis": args.axis, "channel_axis": args.channel_axis, "direction": args.direction,
+                "detect_every": args.detect_every}
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    bar = _progress_bar("batch", unit="stack")
+    try:
+        summary = batch.run(args.inputs, args.out, prompts=args.prompts, auto=args.auto, client=client,
+                            workers=args.workers, threads_per_worker=args.threads_per_worker,
+                            progress=bar, **settings)
+    finally:
+        if client is not None:
+            client.close()
+    counts = {s: sum(r.status == s for r in summary) for s in ("done", "skipped", "failed")}
+    for row in summary:
+        if row.status == "failed":
+            print(f"failed: {row.input}: {row.error}", file=sys.stderr)
+    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
+          f"summary in {Path(args.out) / batch.SUMMARY}", file=sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
 def run_demo(out_dir: str | Path, *, device: str | None = None, log=print) -> dict:
     """Track three cells of the shipped time-lapse with the shipped demo model,
     offline; write the labels and return IoU against the ground truth."""
     import tifffile
 
+    from ._io import atomic_file, check_destination
     from ._sample_data import load_sample_array
     from .checkpoints import load_model
     from .engine import StackSession
     from .training.evaluate import largest_lasting_clicks
 
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = check_destination(out / "cells_timelapse_demo_labels.tif", what="demo labels file")
     image = load_sample_array("cells_timelapse.tif")
     truth = load_sample_array("cells_timelapse_labels.tif")
     model = load_model("demo", device=device)
@@ -138,10 +314,8 @@ def run_demo(out_dir: str | Path, *, device: str | None = None, log=print) -> di
         inter = np.logical_and(session.labels == obj_id, truth == obj_id).sum()
         union = np.logical_or(session.labels == obj_id, truth == obj_id).sum()
         ious[int(obj_id)] = float(inter / union)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "cells_timelapse_demo_labels.tif"
-    tifffile.imwrite(path, session.labels.astype(np.uint16), photometric="minisblack", compression="zlib")
+    with atomic_file(path, what="demo labels file") as fh:
+        tifffile.imwrite(fh, session.labels.astype(np.uint16), photometric="minisblack", compression="zlib")
     log(f"tracked {len(chosen)} cells through {session.num_frames} frames in {seconds:.1f} s")
     for obj_id, iou in ious.items():
         log(f"object {obj_id}: IoU with the ground truth over all frames = {iou:.3f}")
@@ -177,11 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("input", help="a TIFF stack (frames along --axis)")
     seg.add_argument("--model", default="sam2.1_hiera_tiny", help="model name or checkpoint file")
     seg.add_argument("--point", type=_point, action="append", default=[], metavar="F,Y,X[,ID]")
-    seg.add_argument("--neg", type=_point, action="append", default=[], metavar="F,Y,X[,ID]")
+    seg.add_argument("--neg", type=_neg, action="append", default=[], metavar="F,Y,X[,ID]")
     seg.add_argument("--box", type=_box, action="append", default=[], metavar="F,Y0,X0,Y1,X1[,ID]")
     seg.add_argument("--direction", choices=("forward", "backward", "both"), default="both")
     seg.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
     seg.add_argument("--channel-axis", type=int, default=None)
+    seg.add_argument("--index", type=_index, action="append", default=[], metavar="AXIS=POS",
+                     help="hold a further axis (e.g. Z of a T x Z x Y x X stack) at one position")
     seg.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     seg.add_argument("--image-size", type=int, default=None, help="model input size, e.g. 512")
     seg.add_argument("--out", required=True, help="labels TIFF to write")
@@ -194,6 +370,24 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("name")
     dl.set_defaults(func=cmd_download)
 
+    bat = sub.add_parser("batch", help="segment and track many stacks, one task each, on dask.distributed")
+    bat.add_argument("inputs", nargs="+", help="stack files (TIFF, OME-TIFF), zarr folders or glob patterns")
+    bat.add_argument("--out", required=True, help="output folder (one subfolder per stack + summary.csv)")
+    how = bat.add_mutually_exclusive_group(required=True)
+    how.add_argument("--prompts", help="JSON file: per stack file name, the objects' points and boxes")
+    how.add_argument("--auto", action="store_true", help="track everything (no prompts)")
+    bat.add_argument("--detect-every", type=int, default=5, help="with --auto: look for new objects every K frames")
+    bat.add_argument("--model", default="demo", help="model name or checkpoint file (default: demo)")
+    bat.add_argument("--direction", choices=("forward", "backward", "both"), default="forward")
+    bat.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
+    bat.add_argument("--channel-axis", type=int, default=None)
+    bat.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    bat.add_argument("--image-size", type=int, default=None, help="model input size, e.g. 512")
+    bat.add_argument("--workers", type=int, default=1, help="worker processes of the local cluster")
+    bat.add_argument("--threads-per-worker", type=int, default=1)
+    bat.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
+    bat.set_defaults(func=cmd_batch)
+
     demo = sub.add_parser("demo", help="run the shipped demo model on the sample time-lapse (offline)")
     demo.add_argument("--out", default="napari-sam2-demo", help="folder for the labels TIFF")
     demo.add_argument("--device", default=None)
@@ -203,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(_join_negative_values(argv))
     try:
         return args.func(args)
     except (ValueError, TypeError, IndexError, RuntimeError, OSError) as exc:

@@ -159,6 +159,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         stride = self.backbone_stride
+        if not _is_int(self.image_size) or not _is_int(stride) or stride < 1:
+            raise TypeError(
+                f"image_size and backbone_stride must be integers, got {self.image_size!r} "
+                f"and {stride!r}"
+            )
         if self.image_size <= 0 or self.image_size % (stride * 2) != 0:
             raise ValueError(
                 f"image_size must be a positive multiple of {stride * 2} "
@@ -166,6 +171,7 @@ class ModelConfig:
             )
         if len(self.trunk.stages) != len(self.trunk.window_spec):
             raise ValueError("trunk.stages and trunk.window_spec must have the same length")
+        check_bounds(self)
 
     @property
     def feature_size(self) -> int:
@@ -219,14 +225,118 @@ def resolve_config_name(name: str) -> str:
     )
 
 
-def _coerce(tp: Any, value: Any) -> Any:
-    """Turn YAML values (lists) into the field's declared type (tuples)."""
+def _type_name(tp: Any) -> str:
     origin = getattr(tp, "__origin__", None)
-    if origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(value)
-    if tp is float and isinstance(value, int):
-        return float(value)
-    return value
+    if origin is tuple:
+        return "a list of integers" if tp.__args__[0] is int else "a list of numbers"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _coerce(tp: Any, value: Any, where: str = "") -> Any:
+    """Turn YAML values (lists) into the field's declared type (tuples);
+    a value of another type is an error naming the key."""
+    origin = getattr(tp, "__origin__", None)
+    if origin is tuple:
+        args = tp.__args__
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        good = _is_int if args[0] is int else _is_number
+        if isinstance(value, (list, tuple)) and all(good(v) for v in value) and (
+            variadic or len(value) == len(args)
+        ):
+            return tuple(value)
+        count = "" if variadic else f" of {len(args)}"
+        raise TypeError(f"config key {where} must be {_type_name(tp)}{count}, got {value!r}")
+    if tp is float:
+        if _is_number(value):
+            return float(value)
+    elif tp is int:
+        if _is_int(value):
+            return value
+    elif tp is bool or tp is str:
+        if isinstance(value, tp):
+            return value
+    else:  # pragma: no cover - every field has one of the types above
+        return value
+    raise TypeError(f"config key {where} must be {_type_name(tp)}, got {value!r}")
+
+
+# Sane bounds of the values that size the network: a config outside them is
+# refused before anything is built (Meta's largest model is well inside).
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "image_size": (32, 8192),
+    "backbone_stride": (1, 64),
+    "trunk.embed_dim": (1, 2048),
+    "trunk.num_heads": (1, 64),
+    "trunk.q_pool": (0, 16),
+    "trunk.dim_mul": (0.0625, 16),
+    "trunk.head_mul": (0.0625, 16),
+    "trunk.mlp_ratio": (0.0625, 64),
+    "neck.d_model": (1, 4096),
+    "neck.scalp": (0, 8),
+    "decoder.transformer_depth": (1, 64),
+    "decoder.transformer_heads": (1, 128),
+    "decoder.transformer_mlp_dim": (1, 65536),
+    "decoder.attention_downsample_rate": (1, 64),
+    "decoder.num_multimask_outputs": (1, 16),
+    "decoder.iou_head_depth": (1, 64),
+    "decoder.iou_head_hidden_dim": (1, 65536),
+    "decoder.mask_in_chans": (1, 4096),
+    "memory_attention.num_layers": (1, 64),
+    "memory_attention.num_heads": (1, 128),
+    "memory_attention.dim_feedforward": (1, 65536),
+    "memory_encoder.out_dim": (1, 4096),
+    "memory_encoder.fuser_layers": (0, 64),
+    "memory_encoder.downsampler_total_stride": (1, 256),
+    "tracking.num_maskmem": (1, 64),
+    "tracking.max_obj_ptrs_in_encoder": (0, 4096),
+    "tracking.fill_hole_area": (0, 1 << 20),
+}
+# list-valued keys: (bounds of each entry, most entries)
+_LIST_BOUNDS: dict[str, tuple[tuple[int, int], int]] = {
+    "trunk.stages": ((1, 128), 8),
+    "trunk.window_spec": ((0, 1024), 8),
+    "trunk.global_att_blocks": ((0, 1024), 64),
+    "trunk.window_pos_embed_bkg_spatial_size": ((1, 1024), 2),
+    "neck.backbone_channel_list": ((1, 65536), 8),
+    "neck.fpn_top_down_levels": ((0, 8), 8),
+}
+MAX_TRUNK_BLOCKS = 256
+
+
+def check_bounds(config: "ModelConfig") -> None:
+    """Raise ``ValueError`` naming the first value outside :data:`_BOUNDS`."""
+    for key, (lo, hi) in _BOUNDS.items():
+        value = _lookup(config, key)
+        if not lo <= value <= hi:
+            raise ValueError(f"config key {key} = {value!r} is outside the sane range {lo:g} to {hi:g}")
+    for key, ((lo, hi), most) in _LIST_BOUNDS.items():
+        values = _lookup(config, key)
+        if len(values) > most or not all(lo <= v <= hi for v in values):
+            raise ValueError(
+                f"config key {key} = {list(values)} must hold at most {most} entries "
+                f"between {lo} and {hi}"
+            )
+    if not config.trunk.stages:
+        raise ValueError("config key trunk.stages must hold at least one stage")
+    if sum(config.trunk.stages) > MAX_TRUNK_BLOCKS:
+        raise ValueError(
+            f"config key trunk.stages = {list(config.trunk.stages)} has {sum(config.trunk.stages)} "
+            f"blocks; at most {MAX_TRUNK_BLOCKS} are sane"
+        )
+
+
+def _lookup(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
 
 
 def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
@@ -246,7 +356,7 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
                 raise ValueError(f"config section {where}{name} must be a mapping")
             kwargs[name] = _build(tp, value, f"{where}{name}.")
         else:
-            kwargs[name] = _coerce(tp, value)
+            kwargs[name] = _coerce(tp, value, f"{where}{name}")
     return cls(**kwargs)
 
 

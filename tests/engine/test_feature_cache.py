@@ -103,7 +103,7 @@ def test_discard_and_clear_in_ram():
 
 @pytest.mark.parametrize("ram_mb, disk_mb", [(-1, 0), (1, -0.5), (-1, -1)])
 def test_negative_budgets_are_rejected(ram_mb, disk_mb):
-    with pytest.raises(ValueError, match="cache budgets must be >= 0 MB"):
+    with pytest.raises(ValueError, match=r"(ram|disk)_mb must be >= 0 MB"):
         FeatureCache(CacheBudget(ram_mb=ram_mb, disk_mb=disk_mb))
 
 
@@ -121,11 +121,13 @@ def test_disk_overflow_round_trips_exactly_within_its_budget(tmp_path):
         cache.put(i, feats(i))
     # RAM: 4, 5; disk: 0..3
     assert cache.ram_bytes == 2 * KB and cache.disk_bytes == 4 * KB
-    assert len(files(folder)) == 4 and len(cache) == 6
+    own = cache._dir  # the cache's private subfolder of the folder it was given
+    assert own.parent == folder and files(folder) == {own.name}
+    assert len(files(own)) == 4 and len(cache) == 6
     cache.put(6, feats(6))  # 4 goes to disk, 0 (the oldest there) is dropped
     assert 0 not in cache and all(i in cache for i in range(1, 7))
-    assert cache.disk_bytes == 4 * KB and len(files(folder)) == 4
-    assert sum(p.stat().st_size for p in folder.iterdir()) > 4 * KB  # real files, not stubs
+    assert cache.disk_bytes == 4 * KB and len(files(own)) == 4
+    assert sum(p.stat().st_size for p in own.iterdir()) > 4 * KB  # real files, not stubs
 
     calls = []
     got = cache.get_or_compute(1, lambda i: calls.append(i) or feats(99))
@@ -133,7 +135,7 @@ def test_disk_overflow_round_trips_exactly_within_its_budget(tmp_path):
     assert isinstance(got.high_res, tuple)
     # 1 moved back to RAM; RAM's least recently used (5) went to disk in its place
     assert cache.ram_bytes == 2 * KB and cache.disk_bytes == 4 * KB
-    assert len(files(folder)) == 4
+    assert len(files(own)) == 4
     for i in range(2, 7):
         assert same(cache.get(i), feats(i)), i
     assert cache.disk_bytes <= 4 * KB and cache.ram_bytes <= 2 * KB
@@ -176,7 +178,7 @@ def test_clear_keeps_a_folder_the_caller_gave(tmp_path):
     cache = FeatureCache(budget(1, 4, disk_dir=tmp_path))
     for i in range(3):
         cache.put(i, feats(i))
-    assert len(files(tmp_path)) == 3
+    assert len(files(cache._dir)) == 2 and files(tmp_path) == {"mine.txt", cache._dir.name}
     cache.clear()
     assert files(tmp_path) == {"mine.txt"}
 

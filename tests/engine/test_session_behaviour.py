@@ -89,7 +89,9 @@ def test_a_box_reaching_past_the_image_is_cut_at_its_edge(model):
     h, w, s_ = 30, 80, IMAGE_SIZE
     s = StackSession(model, blobs(3, h, w))
     s.add_box(1, 0, (-5, 10, 50, 200))
-    expected = [10 / w * s_, 0.0, (w - 1) / w * s_, (h - 1) / h * s_]
+    # cut at the image's far edges (x = w, y = h: a box on the last row or
+    # column keeps its height and width)
+    expected = [10 / w * s_, 0.0, float(s_), float(s_)]
     assert s._objects[1].prompts[0].box.tolist() == pytest.approx(expected, rel=1e-6)
 
 

@@ -5,6 +5,7 @@ from .features import CacheBudget, FeatureCache
 from .frame_states import FRAME_CURRENT, FRAME_NOT_REACHED, FRAME_OUT_OF_DATE
 from .frames import FrameSource
 from .memory import FrameMemory, MemoryBank
+from .persist import SessionFileError
 from .session import FrameResult, SessionOptions, StackSession
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "FrameSource",
     "MaskCandidate",
     "MemoryBank",
+    "SessionFileError",
     "SessionOptions",
     "StackSession",
 ]

@@ -3,15 +3,20 @@ correction or re-propagation.
 
 Entries live in RAM up to a byte budget, least recently used first out; an
 optional folder takes what RAM evicts (also up to a budget) so that long
-stacks can be revisited without re-encoding.
+stacks can be revisited without re-encoding. Each cache spills into a
+private subfolder of its own (``disk_dir`` is only the parent), so that two
+caches given the same ``disk_dir`` never read each other's files; the
+subfolder is removed by :meth:`FeatureCache.close` (or ``clear``), when the
+cache is dropped, and at the latest when Python exits.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
-import shutil
-import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,7 @@ from typing import Callable
 
 import torch
 
+from .._io import check_folder, private_folder, remove_folder
 from ..model import FrameFeatures
 
 MiB = 1 << 20
@@ -29,13 +35,29 @@ class CacheBudget:
     """How much the feature cache may hold.
 
     ``ram_mb``: features kept in memory (on the compute device);
-    ``disk_mb`` and ``disk_dir``: an optional on-disk overflow (a temporary
-    folder is made when ``disk_dir`` is None and ``disk_mb > 0``).
+    ``disk_mb`` and ``disk_dir``: an optional on-disk overflow, in a private
+    subfolder of ``disk_dir`` (of the system's temporary folder when
+    ``disk_dir`` is None). Budgets are finite numbers of MB >= 0.
     """
 
     ram_mb: float = 512.0
     disk_mb: float = 0.0
     disk_dir: str | os.PathLike | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ram_mb", "disk_mb"):
+            check_megabytes(getattr(self, name), name)
+        if self.disk_dir is not None and not isinstance(self.disk_dir, (str, os.PathLike)):
+            raise TypeError(f"disk_dir must be a folder path or None, got {self.disk_dir!r}")
+
+
+def check_megabytes(value, name: str) -> float:
+    """``value`` as a float if it is a finite number >= 0 (a budget in MB)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of MB, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0 MB and finite, got {value!r}")
+    return float(value)
 
 
 def features_nbytes(features: FrameFeatures) -> int:
@@ -53,15 +75,17 @@ class FeatureCache:
     """
 
     def __init__(self, budget: CacheBudget = CacheBudget()) -> None:
-        if budget.ram_mb < 0 or budget.disk_mb < 0:
-            raise ValueError("cache budgets must be >= 0 MB")
+        if not isinstance(budget, CacheBudget):
+            raise TypeError(f"budget must be a CacheBudget, got {type(budget).__name__}")
         self.budget = budget
+        if budget.disk_mb > 0 and budget.disk_dir is not None:
+            _check_parent(Path(os.fspath(budget.disk_dir)).expanduser())
         self._ram: OrderedDict[int, FrameFeatures] = OrderedDict()
         self._ram_bytes = 0
         self._disk: OrderedDict[int, tuple[Path, int]] = OrderedDict()
         self._disk_bytes = 0
-        self._own_dir = False
-        self._dir: Path | None = None
+        self._dir: Path | None = None  # the private subfolder, made at the first spill
+        self._spill_failed = False
         self._lock = threading.RLock()
         self.hits = 0
         self.misses = 0
@@ -131,12 +155,15 @@ class FeatureCache:
                 self._disk_bytes -= on_disk[1]
 
     def clear(self) -> None:
+        """Drop every entry and remove the private folder (made again when needed)."""
         with self._lock:
             for index in list(self._ram) + list(self._disk):
                 self.discard(index)
-            if self._own_dir and self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
-                self._dir, self._own_dir = None, False
+            if self._dir is not None:
+                remove_folder(self._dir)
+                self._dir = None
+
+    close = clear
 
     # ------------------------------------------------------------- internals
     def _store_ram(self, index: int, feats: FrameFeatures) -> None:
@@ -155,12 +182,24 @@ class FeatureCache:
 
     def _spill(self, index: int, feats: FrameFeatures, nbytes: int) -> None:
         limit = self.budget.disk_mb * MiB
-        if nbytes > limit:
+        if nbytes > limit or self._spill_failed:
             return
-        folder = self._folder()
-        path = folder / f"frame_{index:07d}.pt"
         high = [x.detach().cpu() for x in feats.high_res] if feats.high_res is not None else None
-        torch.save((feats.embedding.detach().cpu(), high), path)
+        path = None
+        try:
+            folder = self._folder()
+            path = folder / f"frame_{index:07d}.pt"
+            torch.save((feats.embedding.detach().cpu(), high), path)
+        except (OSError, RuntimeError) as exc:  # disk full, folder removed...
+            # the cache is only a shortcut: the frame is encoded again when needed
+            if path is not None:
+                path.unlink(missing_ok=True)
+            folder = self.budget.disk_dir or "the temporary folder"
+            self._spill_failed = True
+            warnings.warn(
+                f"the feature cache cannot write to {folder} ({exc}); frames that do not fit "
+                "in RAM will be encoded again when needed", RuntimeWarning, stacklevel=2)
+            return
         self._disk[index] = (path, nbytes)
         self._disk_bytes += nbytes
         while self._disk_bytes > limit and self._disk:
@@ -170,17 +209,26 @@ class FeatureCache:
 
     def _folder(self) -> Path:
         if self._dir is None:
-            if self.budget.disk_dir is not None:
-                self._dir = Path(self.budget.disk_dir)
-                self._dir.mkdir(parents=True, exist_ok=True)
-            else:
-                self._dir = Path(tempfile.mkdtemp(prefix="napari-sam2-features-"))
-                self._own_dir = True
+            self._dir = private_folder(self.budget.disk_dir, prefix="napari-sam2-features-",
+                                       what="feature cache disk_dir")
         return self._dir
 
-    def __del__(self) -> None:  # best effort: remove our own temporary folder
+    def __del__(self) -> None:  # best effort: remove our private folder
         try:
-            if self._own_dir and self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
+            if self._dir is not None:
+                remove_folder(self._dir)
         except Exception:
             pass
+
+
+def _check_parent(folder: Path) -> None:
+    """The cache's ``disk_dir`` exists (made if missing) and takes new files."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"feature cache disk_dir {folder} is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PermissionError(
+            f"feature cache disk_dir {folder}: cannot create it ({exc.strerror or exc})"
+        ) from exc
+    check_folder(folder, f"feature cache disk_dir {folder}")

@@ -166,9 +166,18 @@ class FrameSource:
             axis, ndim, stack_axes, self._channel_axis, (self._y_axis, self._x_axis)
         )
         self._channels = _channels_of(channels, shape, self._channel_axis)
-        self._fixed = _fixed_positions(index, shape, stack_axes, self._axis, self._channel_axis)
-
         looks_like_colour = shape[-1] in (3, 4) and shape[-2] > 2 * shape[-1]
+        colour_hint = self._channel_axis is None and ndim >= 3 and looks_like_colour
+        self._fixed = _fixed_positions(
+            index, shape, stack_axes, self._axis, self._channel_axis, colour_hint=colour_hint
+        )
+        if colour_hint and self._fixed:
+            raise ValueError(
+                f"data of shape {shape} with index={self._fixed} would give frames of "
+                f"{shape[-2]} x {shape[-1]} pixels: the last axis (size {shape[-1]}) looks like "
+                "colour channels; pass channel_axis=-1 (then no index is needed for it)"
+            )
+
         if self._channel_axis is None and ndim >= 3 and looks_like_colour:
             warnings.warn(
                 f"the last axis of data with shape {shape} has size {shape[-1]} and is "
@@ -207,6 +216,11 @@ class FrameSource:
     def frame_shape(self) -> tuple[int, int]:
         """``(H, W)``: the spatial size of a frame in the original data."""
         return (self._shape[self._y_axis], self._shape[self._x_axis])
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """The shape of the whole data (all axes)."""
+        return self._shape
 
     @property
     def original_size(self) -> tuple[int, int]:
@@ -485,6 +499,8 @@ def _fixed_positions(
     stack_axes: list[int],
     axis: int | None,
     channel_axis: int | None,
+    *,
+    colour_hint: bool = False,
 ) -> dict[int, int]:
     ndim = len(shape)
     needed = [a for a in stack_axes if a != axis]
@@ -521,6 +537,11 @@ def _fixed_positions(
             )
         fixed[ax] = p
     missing = [a for a in needed if a not in fixed]
+    if missing and colour_hint:
+        raise ValueError(
+            f"data of shape {shape} has one axis more than frames of Y x X along axis {axis}: "
+            f"its last axis (size {shape[-1]}) looks like colour channels; pass channel_axis=-1"
+        )
     if missing:
         raise ValueError(
             f"index must give a position for axis {missing[0]} of data with shape {shape} "
@@ -618,10 +639,13 @@ def _map_to_unit(frame: np.ndarray, lo_hi: tuple[float, float]) -> np.ndarray:
     """``frame`` mapped linearly so that ``lo -> 0`` and ``hi -> 1``, clipped.
 
     float32, same shape; NaN -> 0, +inf -> 1, -inf -> 0. Works in float64
-    for dtypes that float32 cannot hold exactly.
+    for dtypes that float32 cannot hold exactly, and for ranges whose width
+    ``hi - lo`` overflows float32.
     """
     lo, hi = lo_hi
     work = np.result_type(frame.dtype, np.float32)
+    if work == np.float32 and not abs(hi - lo) < float(np.finfo(np.float32).max):
+        work = np.dtype(np.float64)  # hi - lo overflows float32 (values near +/-3.4e38)
     with np.errstate(invalid="ignore", over="ignore"):
         unit = (frame.astype(work) - work.type(lo)) / work.type(hi - lo)
     np.nan_to_num(unit, copy=False, nan=0.0, posinf=1.0, neginf=0.0)

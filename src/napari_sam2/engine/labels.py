@@ -7,25 +7,48 @@ import torch
 import torch.nn.functional as F
 
 
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def check_labels_array(labels, shape: tuple[int, int, int]):
-    """A caller's label array to write into: right shape, integer dtype."""
+    """A caller's label array to write into: an array (numpy, zarr, dask-like
+    with ``shape``, ``dtype`` and item assignment), writable, of the right
+    shape and an integer dtype."""
+    if not all(hasattr(labels, name) for name in ("shape", "dtype", "__setitem__")):
+        raise TypeError(
+            f"labels must be an array to write into (numpy, zarr...) with shape {tuple(shape)}, "
+            f"got {type(labels).__name__}"
+        )
     if tuple(labels.shape) != tuple(shape):
         raise ValueError(
             f"labels array has shape {tuple(labels.shape)} but the stack needs {tuple(shape)} "
             "(frames along the propagation axis x Y x X)"
         )
-    dtype = np.dtype(labels.dtype)
+    try:
+        dtype = np.dtype(labels.dtype)
+    except TypeError:
+        raise TypeError(f"labels array must have an integer dtype, got {labels.dtype}") from None
     if dtype.kind not in "iu":
         raise TypeError(f"labels array must have an integer dtype, got {dtype}")
+    flags = getattr(labels, "flags", None)
+    if getattr(labels, "read_only", False) or (flags is not None and not getattr(flags, "writeable", True)):
+        raise ValueError(
+            "labels array is read-only; give a writable array (e.g. numpy.array(labels) or a "
+            "zarr array opened with mode='r+')"
+        )
     return labels
 
 
 def check_id_fits(obj_id: int, dtype) -> None:
+    """``obj_id`` must fit the labels dtype and torch's int64 (ids are
+    handled as int64 tensors when frames are composed)."""
     info = np.iinfo(np.dtype(dtype))
-    if obj_id > info.max:
+    top = min(int(info.max), INT64_MAX)
+    if obj_id > top:
+        why = " as ids are computed in int64" if top < int(info.max) else ""
         raise ValueError(
             f"object id {obj_id} does not fit the labels array of dtype {np.dtype(dtype)} "
-            f"(max {info.max}); use a smaller id or a wider labels dtype"
+            f"(max {top}{why}); use a smaller id or a wider labels dtype"
         )
 
 

@@ -45,6 +45,8 @@ def check_frame(frame, num_frames: int) -> int:
 def _as_float_array(values, what: str) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64)
+    except OverflowError:  # a Python int beyond float64, e.g. 10**400
+        raise ValueError(f"{what} must be finite numbers within the image, got {values!r}") from None
     except (TypeError, ValueError):
         raise TypeError(f"{what} must be numbers, got {values!r}") from None
     if not np.all(np.isfinite(arr)):
@@ -83,7 +85,8 @@ def check_points(points, labels, size: tuple[int, int]) -> tuple[np.ndarray, np.
 
 def check_box(box, size: tuple[int, int]) -> np.ndarray:
     """Validate a ``(y0, x0, y1, x1)`` box; corners may come in any order;
-    the part outside the image is cut off."""
+    the part outside the image (``0 <= y <= H``, ``0 <= x <= W``: the
+    far edge of the last row and column included) is cut off."""
     arr = _as_float_array(box, "box").reshape(-1)
     if arr.shape != (4,):
         raise ValueError(f"box must be 4 numbers (y0, x0, y1, x1), got {np.shape(box)}")
@@ -95,7 +98,7 @@ def check_box(box, size: tuple[int, int]) -> np.ndarray:
             f"box (y0, x0, y1, x1) = {tuple(arr.tolist())} is empty: it needs a height and a width"
         )
     cy0, cx0 = max(y0, 0.0), max(x0, 0.0)
-    cy1, cx1 = min(y1, h - 1.0), min(x1, w - 1.0)
+    cy1, cx1 = min(y1, float(h)), min(x1, float(w))
     if cy1 <= cy0 or cx1 <= cx0:
         raise ValueError(
             f"box (y0, x0, y1, x1) = {tuple(arr.tolist())} lies outside the image of {h} x {w} pixels"
@@ -112,7 +115,9 @@ def check_mask(mask, size: tuple[int, int]) -> np.ndarray:
         )
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"mask must be boolean or numeric, got dtype {arr.dtype}")
-    return arr > 0
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError("mask must hold finite numbers (no NaN or inf); nonzero values are the object")
+    return arr != 0
 
 
 @dataclass
@@ -128,6 +133,11 @@ class FramePrompts:
     labels: list[int] = field(default_factory=list)
     mask: np.ndarray | None = None  # S x S bool at model resolution
     dirty: bool = True  # changed since it was last decoded
+    # the same prompts as the caller gave them (for session files): (y, x)
+    # points, the (y0, x0, y1, x1) box as clipped, the Y x X mask
+    given_points: list[tuple[float, float]] = field(default_factory=list)
+    given_box: tuple[float, float, float, float] | None = None
+    given_mask: np.ndarray | None = None
 
     def point_prompts(self, device: torch.device) -> PointPrompts | None:
         coords: list = []

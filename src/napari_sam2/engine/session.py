@@ -20,13 +20,14 @@ import torch
 from ..model import FrameFeatures, SAM2Model
 from ..model.device import autocast_for
 from .candidates import CandidateStore, MaskCandidate, Output
-from .features import CacheBudget, FeatureCache, MiB
+from .features import CacheBudget, FeatureCache, MiB, check_megabytes
 from .frame_states import combine_states, object_frame_states
 from .frames import FrameSource
 from .holes import fill_small_holes
 from .intensity import RangeKeys
 from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
 from .memory import FrameMemory, MemoryBank, stack_readouts
+from .prompt_records import FrameRecord, ObjectRecord
 from .prompts import (
     FramePrompts,
     PromptScaler,
@@ -56,8 +57,14 @@ class SessionOptions:
     compile_image_encoder: bool = False
 
     def __post_init__(self) -> None:
-        if not self.history_mb >= 0:
-            raise ValueError(f"history_mb must be >= 0 MB, got {self.history_mb}")
+        if not isinstance(self.feature_cache, CacheBudget):
+            raise TypeError(
+                f"feature_cache must be a CacheBudget, got {type(self.feature_cache).__name__}"
+            )
+        check_megabytes(self.history_mb, "history_mb")
+        for name in ("autocast", "compile_image_encoder"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 class FrameResult(NamedTuple):
@@ -119,6 +126,11 @@ class StackSession:
             raise TypeError(
                 f"model must be a SAM 2 network from napari_sam2.load_model, got {type(model).__name__}"
             )
+        if not isinstance(options, SessionOptions):
+            raise TypeError(
+                f"options must be a SessionOptions (e.g. SessionOptions(history_mb=128)), "
+                f"got {type(options).__name__}"
+            )
         self.model = model
         self.device = model.device
         self.options = options
@@ -148,6 +160,8 @@ class StackSession:
         self._scaler = PromptScaler((self.height, self.width), model.image_size)
         self._lock = threading.RLock()
         self._running = False
+        # per object id, what a session file kept with it (name, colour)
+        self.objects_meta: dict[int, dict] = {}
         self._encode = model.encode_image
         if options.compile_image_encoder and self.device.type == "cuda":
             self._encode = torch.compile(model.encode_image, dynamic=False)
@@ -163,16 +177,27 @@ class StackSession:
 
     def add_points(self, obj_id: int, frame: int, points, labels) -> None:
         """Add clicks for ``obj_id`` on ``frame``: ``points`` N x 2 ``(y, x)``
-        pixels of the original image, ``labels`` 1 positive / 0 negative."""
+        pixels of the original image, ``labels`` 1 positive / 0 negative.
+
+        Clicks after a mask given with :meth:`add_mask` on the same frame
+        refine that mask: it is decoded (if it was not yet) and fed to the
+        decoder with the clicks, whether or not :meth:`segment_frame` ran
+        in between (this may compute the frame's image features now)."""
         obj_id, frame = self._check_target(obj_id, frame)
         yx, labs = check_points(points, labels, (self.height, self.width))
         with self._lock:
             self._not_running()
             prompts = self._frame_prompts(obj_id, frame)
             if prompts.mask is not None:
+                if prompts.dirty:
+                    with torch.inference_mode():
+                        self._decode(obj_id, frame)  # what segment_frame would have done
+                # the clicks refine the mask's decode; a session file keeps
+                # the mask (given_mask) and the clicks, and replays them so
                 prompts.mask = None
             prompts.points += self._scaler.points(yx)
             prompts.labels += labs.tolist()
+            prompts.given_points += [(float(y), float(x)) for y, x in yx]
             self._prompt_changed(obj_id, frame)
 
     def add_box(self, obj_id: int, frame: int, box) -> None:
@@ -185,11 +210,14 @@ class StackSession:
             prompts = self._frame_prompts(obj_id, frame)
             prompts.mask, prompts.points, prompts.labels = None, [], []
             prompts.box = self._scaler.box(yxyx)
+            prompts.given_mask, prompts.given_points = None, []
+            prompts.given_box = tuple(float(v) for v in yxyx)
             self._prompt_changed(obj_id, frame)
 
     def add_mask(self, obj_id: int, frame: int, mask) -> None:
-        """Give ``obj_id``'s mask on ``frame`` (``Y x X``, nonzero = object);
-        it replaces points and box there."""
+        """Give ``obj_id``'s mask on ``frame`` (``Y x X``, boolean or numbers:
+        every nonzero value, negative ones too, is the object); it replaces
+        points and box there. Clicks added afterwards refine it."""
         obj_id, frame = self._check_target(obj_id, frame)
         m = check_mask(mask, (self.height, self.width))
         s = self.model.image_size
@@ -204,6 +232,7 @@ class StackSession:
             prompts = self._frame_prompts(obj_id, frame)
             prompts.box, prompts.points, prompts.labels = None, [], []
             prompts.mask = t.bool().numpy()[0, 0]
+            prompts.given_box, prompts.given_points, prompts.given_mask = None, [], m
             self._prompt_changed(obj_id, frame)
 
     def clear_frame(self, obj_id: int, frame: int) -> None:
@@ -251,6 +280,13 @@ class StackSession:
                 picked = np.array([check_frame(f, self.num_frames) for f in frames], dtype=np.int64)
             for state in self._objects.values():
                 state.fresh[picked] = False
+
+    def close(self) -> None:
+        """Free the cached image features and remove their disk folder, if
+        any (the session stays usable: features are computed again)."""
+        with self._lock:
+            self._not_running()
+            self._features.close()
 
     def reset(self) -> None:
         """Forget all objects, prompts and memories (labels and cached image
@@ -620,7 +656,6 @@ class StackSession:
                     self._redecode[obj_id, frame] = (obj_id, frame) in self._decoded_initial
             self.mark_stale()
 
-
     # ============================================================ candidates
     def mask_candidates(self, obj_id: int, frame: int) -> list[MaskCandidate]:
         """SAM's candidate masks for ``obj_id``'s points or box on ``frame``,
@@ -702,6 +737,69 @@ class StackSession:
                 reached[f] = self._bank.logits(i, int(f)) is not None
             per_object.append(object_frame_states(reached, state.fresh, prompted))
         return combine_states(per_object, self.num_frames)
+
+    # ================================================================ session files
+    def prompt_records(self) -> list[ObjectRecord]:
+        """Every object's prompts as the caller gave them (original pixels, (y, x))."""
+        with self._lock:
+            out = []
+            for obj_id, state in self._objects.items():
+                frames = {}
+                for frame, p in sorted(state.prompts.items()):
+                    labels = tuple(int(v) for v in p.labels)
+                    frames[frame] = FrameRecord(tuple(p.given_points), labels, p.given_box, p.given_mask)
+                out.append(ObjectRecord(obj_id, None, frames))
+            return out
+
+    def tracking_state(self) -> dict[int, dict[str, np.ndarray]]:
+        """Per object, per frame: the direction of the pass that wrote it
+        (-1 untracked, 0 forward, 1 backward), where that pass began, and
+        whether its result is current (copies)."""
+        with self._lock:
+            return {
+                obj_id: {"direction": s.direction.copy(), "pass_start": s.pass_start.copy(), "fresh": s.fresh.copy()}
+                for obj_id, s in self._objects.items()
+            }
+
+    def restore_tracking_state(self, state: dict[int, dict[str, np.ndarray]]) -> None:
+        """Take back what :meth:`tracking_state` gave (e.g. from a session file)."""
+        with self._lock:
+            self._not_running()
+            for obj_id, arrays in state.items():
+                s = self._state(obj_id)
+                for name in ("direction", "pass_start", "fresh"):
+                    value = np.asarray(arrays[name]).astype(getattr(s, name).dtype)
+                    if value.shape != (self.num_frames,):
+                        raise ValueError(
+                            f"tracking state of object {obj_id}: {name} has shape {value.shape}, "
+                            f"expected ({self.num_frames},)"
+                        )
+                    setattr(s, name, value)
+
+    def save(self, path, *, objects_meta: dict[int, dict] | None = None, model_source: str | None = None):
+        """Write the session to ``path`` (a folder, or a ``.zip``), atomically;
+        see :mod:`napari_sam2.engine.persist`."""
+        from .persist import save_session
+
+        with self._lock:
+            self._not_running()
+            return save_session(self, path, objects_meta=objects_meta, model_source=model_source)
+
+    @classmethod
+    def load(cls, path, model, data, **kwargs) -> "StackSession":
+        """Open the session file at ``path`` over ``data`` with ``model``.
+
+        ``kwargs`` go to the constructor (``labels``, ``options``; frame-source
+        settings default to the saved ones). Another stack shape, another
+        model or a newer file format is a :class:`SessionFileError` saying
+        what differs.
+        """
+        from .persist import load_session
+
+        session, meta = load_session(cls, path, model, data, **kwargs)
+        session.objects_meta = meta
+        return session
+
 
 def _frames_and_labels(results: Iterator[FrameResult]) -> Iterator[tuple[int, np.ndarray]]:
     try:

@@ -3,6 +3,7 @@
 from .build import (
     CheckpointMismatchError,
     build_model,
+    check_weights_fit,
     load_weights_strict,
     remap_meta_keys,
     to_meta_keys,
@@ -21,6 +22,7 @@ __all__ = [
     "SAM2Model",
     "StepOutput",
     "build_model",
+    "check_weights_fit",
     "load_weights_strict",
     "read_memory",
     "remap_meta_keys",

@@ -90,6 +90,16 @@ def load_weights_strict(
 ) -> None:
     """Load Meta-named weights; any missing, unexpected or misshapen key is an
     error naming the keys, the source and the model that was expected."""
+    check_weights_fit(model, state_dict, source=source)
+    model.load_state_dict(remap_meta_keys(state_dict), strict=True)
+
+
+def check_weights_fit(
+    model: SAM2Model, state_dict: Mapping[str, torch.Tensor], *, source: str = "checkpoint"
+) -> None:
+    """Raise :class:`CheckpointMismatchError` unless Meta-named ``state_dict``
+    has exactly ``model``'s keys and shapes. ``model`` may live on the
+    ``meta`` device (no storage), to check a file before building for real."""
     ours = remap_meta_keys(state_dict)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(ours))
@@ -110,7 +120,6 @@ def load_weights_strict(
             "Check that the file is a complete SAM 2 checkpoint for this model, or pass the "
             "right config (e.g. config='sam2.1_hiera_small'); re-download it if it is truncated."
         )
-    model.load_state_dict(ours, strict=True)
 
 
 def _preview(keys: list[str], n: int = 5) -> str:

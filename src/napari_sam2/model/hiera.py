@@ -152,7 +152,7 @@ class Hiera(nn.Module):
         self.pos_embed_window = nn.Parameter(
             torch.zeros(1, c.embed_dim, c.window_spec[0], c.window_spec[0])
         )
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        rates = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()
         dim, heads, stage = c.embed_dim, c.num_heads, 0
         blocks = []
         for i in range(depth):

@@ -1,0 +1,363 @@
+"""Session files: save a :class:`StackSession` and open it again.
+
+A session file is a folder (or a ``.zip`` of the same content)::
+
+    cells.sam2/
+      CURRENT              the name of the complete version, e.g. "v-3f2a..."
+      v-3f2a.../
+        session.json       format version, objects, prompts, lineage, frame
+                           source, model, frames current per object
+        labels.zarr/       the labels, one chunk per frame
+        masks.npz          mask prompts (compressed), named in session.json
+
+Saving writes a new version folder beside the old one and then replaces
+``CURRENT`` atomically; the old version is removed only after that. A save
+interrupted at any point (a crash, a killed process) leaves the previous
+version loadable. A ``.zip`` is written to a temporary name and moved into
+place.
+
+``session.json`` holds the prompts in original-image pixels, napari order
+(points ``(y, x)``, boxes ``(y0, x0, y1, x1)``), in the schema of
+:mod:`.prompt_records` (the batch runner's prompts files use it too), plus
+per object the frames it was tracked on (direction, pass start, current).
+
+Loading checks what it is given against the file: another stack shape,
+another model (a hash of its weights) or a newer format version is an
+error that says what differs. Image features and memories are not stored:
+prompted frames are decoded again, and a pass continued after loading reads
+the memories it computes itself (as after the history budget dropped old
+entries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import uuid
+import weakref
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .prompt_records import FrameRecord, ObjectRecord, apply_objects, objects_to_json, parse_objects
+
+FORMAT = "napari-sam2 session"
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+DOCUMENT = "session.json"
+LABELS = "labels.zarr"
+MASKS = "masks.npz"
+
+_digests: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+class SessionFileError(ValueError):
+    """A session file that cannot be opened, or does not fit what it is opened with."""
+
+
+def weights_digest(model) -> str:
+    """A SHA-256 of the model's weights (names, shapes, dtypes, values), cached per model."""
+    digest = _digests.get(model)
+    if digest is None:
+        h = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            t = tensor.detach().cpu().contiguous()
+            h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest = h.hexdigest()
+        _digests[model] = digest
+    return digest
+
+
+# ------------------------------------------------------------------ save
+def save_session(session, path: str | os.PathLike, *, objects_meta: dict[int, dict] | None = None,
+                 model_source: str | None = None) -> Path:
+    """Write ``session`` to ``path`` (a folder, or a file ending in ``.zip``).
+
+    ``objects_meta``: per object id, extra fields kept with it (``name``,
+    ``colour``); ``model_source``: the model's name or checkpoint path, for
+    the record (the weights' hash is what loading checks).
+    """
+    target = Path(path)
+    if target.exists() and not (target.is_dir() or target.suffix == ".zip"):
+        raise FileExistsError(f"session path {str(target)!r} is a file that is not a session (.zip)")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"folder {str(parent)!r} of the session path does not exist")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"folder {str(parent)!r} of the session path is not writable")
+    doc, masks = _document(session, objects_meta or {}, model_source)
+    if target.suffix == ".zip":
+        _save_zip(target, doc, masks, session.labels)
+    else:
+        _save_folder(target, doc, masks, session.labels)
+    return target
+
+
+def _document(session, meta: dict[int, dict], model_source: str | None) -> tuple[dict, dict[str, np.ndarray]]:
+    records = session.prompt_records()
+    masks: dict[str, np.ndarray] = {}
+    prompts = objects_to_json(records)
+    for rec, item in zip(records, prompts["objects"]):
+        extra = meta.get(rec.id, {})
+        for key in ("name", "colour"):
+            if extra.get(key) is not None:
+                item[key] = extra[key] if key != "colour" else [float(v) for v in extra[key]]
+        for frame, fr in rec.frames.items():
+            if fr.mask is not None:
+                name = f"object{rec.id}_frame{frame}"
+                masks[name] = np.packbits(fr.mask, axis=None)
+                item["frames"][str(frame)]["mask"] = name
+    tracking = {str(obj_id): {k: _runs(v) if v.dtype == bool else v.tolist() for k, v in arrays.items()}
+                for obj_id, arrays in session.tracking_state().items()}
+    src = session.frames
+    doc = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "shape": [session.num_frames, session.height, session.width],
+        "data_shape": list(src.data_shape),
+        "labels_dtype": str(np.dtype(session.labels.dtype)),
+        "frame_source": {
+            "axis": src.axis,
+            "channel_axis": src.channel_axis,
+            "channels": None if src.channels is None else list(src.channels),
+            "index": {str(k): v for k, v in src.index.items()},
+            "intensity_range": [float(v) for v in src.intensity_range],
+        },
+        "model": {"source": model_source, "image_size": session.model.image_size,
+                  "weights_sha256": weights_digest(session.model)},
+        "objects": prompts["objects"],
+        "lineage": [],  # mothers of objects: none are recorded by this format version's sessions
+        "tracking": tracking,
+    }
+    return doc, masks
+
+
+def _runs(flags: np.ndarray) -> list[list[int]]:
+    """Boolean per frame -> [[first, last], ...] runs of True."""
+    f = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [[int(a), int(b) - 1] for a, b in zip(f[::2], f[1::2])]
+
+
+def _from_runs(runs, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    for a, b in runs:
+        out[int(a): int(b) + 1] = True
+    return out
+
+
+def _write_version(folder: Path, doc: dict, masks: dict[str, np.ndarray], labels) -> None:
+    import zarr
+
+    folder.mkdir()
+    n, h, w = doc["shape"]
+    store = zarr.open(str(folder / LABELS), mode="w", shape=(n, h, w), chunks=(1, h, w),
+                      dtype=doc["labels_dtype"], fill_value=0)
+    for f in range(n):
+        store[f] = np.asarray(labels[f])
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **masks)
+    _write_file(folder / MASKS, buf.getvalue())
+    _write_file(folder / DOCUMENT, json.dumps(doc, indent=1).encode())
+    _fsync_tree(folder)
+
+
+def _save_folder(target: Path, doc, masks, labels) -> None:
+    target.mkdir(exist_ok=True)
+    old = _current_version(target, missing_ok=True)
+    version = f"v-{uuid.uuid4().hex[:12]}"
+    try:
+        _write_version(target / version, doc, masks, labels)
+        tmp = target / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
+        _write_file(tmp, version.encode())
+        os.replace(tmp, target / CURRENT)  # the switch: atomic
+        _fsync_dir(target)
+    except BaseException:
+        shutil.rmtree(target / version, ignore_errors=True)
+        raise
+    for p in target.iterdir():  # the old version, and leftovers of interrupted saves
+        if p.name != version and p.name != CURRENT and (p.name.startswith("v-") or p.name.startswith(".")):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    del old
+
+
+def _save_zip(target: Path, doc, masks, labels) -> None:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+        version = Path(tmp) / "v-zip"
+        _write_version(version, doc, masks, labels)
+        staged = Path(tmp) / "out.zip"
+        with zipfile.ZipFile(staged, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for file in sorted(version.rglob("*")):
+                if file.is_file():
+                    zf.write(file, file.relative_to(version).as_posix())
+        with open(staged, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(staged, target)
+        _fsync_dir(target.parent)
+
+
+def _write_file(path: Path, payload: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+    for p in [folder, *[d for d in folder.rglob("*") if d.is_dir()]]:
+        _fsync_dir(p)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ load
+def _current_version(target: Path, *, missing_ok: bool = False) -> Path | None:
+    pointer = target / CURRENT
+    if not pointer.exists():
+        if missing_ok:
+            return None
+        raise SessionFileError(f"{str(target)!r} is not a napari-sam2 session (no {CURRENT} file)")
+    name = pointer.read_text(encoding="utf-8").strip()
+    folder = target / name
+    if not name.startswith("v-") or not (folder / DOCUMENT).is_file():
+        raise SessionFileError(f"session {str(target)!r}: {CURRENT} names {name!r}, which is not a saved version")
+    return folder
+
+
+def read_session(path: str | os.PathLike) -> tuple[dict, Any, dict[str, np.ndarray], Any]:
+    """``(document, labels array, masks, closer)`` of a session file; ``closer()`` releases it."""
+    target = Path(path)
+    if not target.exists():
+        raise FileNotFoundError(f"session {str(target)!r} does not exist")
+    if target.is_file():
+        if not zipfile.is_zipfile(target):
+            raise SessionFileError(f"session {str(target)!r} is neither a session folder nor a .zip of one")
+        tmp = tempfile.TemporaryDirectory(prefix="napari-sam2-session-")
+        with zipfile.ZipFile(target) as zf:
+            zf.extractall(tmp.name)
+        folder, closer = Path(tmp.name), tmp.cleanup
+    else:
+        folder, closer = _current_version(target), (lambda: None)
+    try:
+        doc = json.loads((folder / DOCUMENT).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        closer()
+        raise SessionFileError(f"session {str(target)!r}: {DOCUMENT} cannot be read: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        closer()
+        raise SessionFileError(f"session {str(target)!r}: {DOCUMENT} is not a napari-sam2 session document")
+    version = doc.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        closer()
+        raise SessionFileError(
+            f"session {str(target)!r} has format version {version!r}; this napari-sam2 reads versions "
+            f"up to {FORMAT_VERSION}: update napari-sam2 to open it")
+    import zarr
+
+    labels = zarr.open(str(folder / LABELS), mode="r")
+    with np.load(folder / MASKS) as npz:
+        masks = {k: npz[k] for k in npz.files}
+    return doc, labels, masks, closer
+
+
+def load_session(cls, path, model, data, **kwargs):
+    """Build a ``cls`` session over ``data`` with ``model`` from the file at ``path``."""
+    doc, stored_labels, masks, closer = read_session(path)
+    try:
+        where = str(path)
+        digest = weights_digest(model)
+        saved = doc.get("model", {})
+        if saved.get("weights_sha256") != digest:
+            raise SessionFileError(
+                f"session {where!r} was made with another model ({saved.get('source') or 'unnamed'}, "
+                f"weights {str(saved.get('weights_sha256'))[:12]}...), not the one given "
+                f"(weights {digest[:12]}...): load that model, or start a new session")
+        if saved.get("image_size") != model.image_size:
+            raise SessionFileError(
+                f"session {where!r} was made at input size {saved.get('image_size')}, "
+                f"the model given runs at {model.image_size}")
+        src = doc["frame_source"]
+        options = {
+            "axis": src["axis"] if src["axis"] is not None else 0,
+            "channel_axis": src["channel_axis"],
+            "channels": src["channels"],
+            "index": {int(k): v for k, v in src["index"].items()} or None,
+            "intensity_range": tuple(src["intensity_range"]),
+        }
+        for key in list(options):
+            if key in kwargs:
+                options.pop(key)
+        data_shape = tuple(np.shape(data)) if not hasattr(data, "shape") else tuple(data.shape)
+        if data_shape != tuple(doc["data_shape"]):
+            raise SessionFileError(
+                f"session {where!r} was made on a stack of shape {tuple(doc['data_shape'])}, "
+                f"the data given has shape {data_shape}")
+        labels = kwargs.pop("labels", None)
+        n, h, w = doc["shape"]
+        if labels is None:
+            labels = np.zeros((n, h, w), dtype=np.dtype(doc["labels_dtype"]))
+        session = cls(model, data, labels=labels, **options, **kwargs)
+        for f in range(n):
+            session.labels[f] = stored_labels[f]
+        records = _records_with_masks(doc, masks, (h, w), where)
+        apply_objects(session, records)
+        tracking = {}
+        for key, arrays in doc.get("tracking", {}).items():
+            tracking[int(key)] = {k: _from_runs(v, n) if k == "fresh" else np.asarray(v)
+                                  for k, v in arrays.items()}
+        session.restore_tracking_state(tracking)
+        meta = {rec["id"]: {k: rec[k] for k in ("name", "colour") if k in rec} for rec in doc["objects"]}
+        return session, meta
+    finally:
+        closer()
+
+
+def _records_with_masks(doc, masks, size, where) -> list[ObjectRecord]:
+    plain = {"objects": []}
+    mask_of: dict[tuple[int, int], np.ndarray] = {}
+    for item in doc["objects"]:
+        frames = {}
+        for key, entry in item["frames"].items():
+            entry = dict(entry)
+            name = entry.pop("mask", None)
+            if name is not None:
+                if name not in masks:
+                    raise SessionFileError(f"session {where!r}: mask {name!r} is missing from {MASKS}")
+                bits = np.unpackbits(masks[name], count=size[0] * size[1])
+                mask_of[(item["id"], int(key))] = bits.reshape(size).astype(bool)
+                entry.setdefault("points", [])
+            frames[key] = entry
+        plain["objects"].append({"id": item["id"], "frames": frames,
+                                 **({"name": item["name"]} if "name" in item else {})})
+    records = parse_objects(plain, where=f"session {where!r}", allow_empty_frames=True)
+    out = []
+    for rec in records:
+        frames = {f: FrameRecord(fr.points, fr.labels, fr.box, mask_of.get((rec.id, f)))
+                  for f, fr in rec.frames.items()}
+        out.append(ObjectRecord(rec.id, rec.name, frames))
+    return out
