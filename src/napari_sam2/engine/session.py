@@ -483,8 +483,8 @@ class StackSession:
                 step = self.model.track_step(feats, readout=readout, mask=mask, encode_memory=False)
             else:
                 prev = state.pending[frame].logits if frame in state.pending else self._bank.logits(obj_id, frame)
-                if redo is not None:
-                    prev = None  # computed under another intensity range
+                if redo is not None and prompts.given_mask is None:
+                    prev = None  # computed under another range (clicks refining a mask keep it)
                 if prev is not None:
                     prev = prev.clamp(-PREV_LOGIT_LIMIT, PREV_LOGIT_LIMIT)
                 step = self.model.track_step(
@@ -640,7 +640,8 @@ class StackSession:
         marked out of date. A frame first decoded without memory (a first
         click) is decoded so again, giving what the same clicks give under
         the new range; a correction on a tracked frame reads the memories
-        the last propagation left until the next one. The labels are not
+        the last propagation left until the next one, and clicks refining a
+        mask given with :meth:`add_mask` refine the frame's last output. The labels are not
         rewritten here:
         :meth:`segment_frame` and :meth:`propagate` do that. Setting the
         range in use changes nothing.
