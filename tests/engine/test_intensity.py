@@ -197,3 +197,29 @@ def test_frame_source_range_change_reports_whether_mapping_changed(monkeypatch):
     with pytest.raises(ValueError, match="intensity_range"):
         source.set_intensity_range((1, 0))
     assert source.intensity_range == auto
+
+
+def test_range_change_decodes_first_clicks_fresh_and_mask_refinements_from_the_last_output(model, monkeypatch):
+    data = blobs(n=3)
+    session = StackSession(model, data)
+    session.add_points(1, 0, [(14, 17)], [1])  # a first click
+    mask = np.zeros(data.shape[1:], bool)
+    mask[20:34, 30:48] = True
+    session.add_mask(2, 1, mask)
+    session.add_points(2, 1, [(26, 39)], [1])  # a click refining a given mask
+    session.segment_frame(0), session.segment_frame(1)
+    seen = {}
+    track_step = model.track_step
+
+    def spy(features, **kwargs):
+        seen[len(seen)] = (kwargs.get("readout"), kwargs.get("prev_logits"))
+        return track_step(features, **kwargs)
+
+    session.set_intensity_range((0, 150))
+    monkeypatch.setattr(model, "track_step", spy)
+    session.segment_frame(0)
+    session.segment_frame(1)
+    monkeypatch.undo()
+    assert seen[0] == (None, None)  # as the click was first decoded: no memory, no previous mask
+    readout, prev = seen[1]
+    assert readout is None and prev is not None  # the mask's refinement goes on from the last output

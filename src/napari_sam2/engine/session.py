@@ -652,8 +652,7 @@ class StackSession:
                 return
             for obj_id, state in self._objects.items():
                 for frame, prompts in state.prompts.items():
-                    prompts.dirty = True
-                    state.pending.pop(frame, None)
+                    prompts.dirty = True  # its pending output stays only as a previous mask
                     self._redecode[obj_id, frame] = (obj_id, frame) in self._decoded_initial
             self.mark_stale()
 
