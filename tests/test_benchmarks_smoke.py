@@ -119,3 +119,16 @@ def test_bench_preview_quick():
     assert rec["reference"] is None and rec["ratio"] is None
     assert _number(rec["ours"]["click_s_median"]) and _number(rec["ours"]["prepare_frame_s"])
     assert len(rec["samples"]["click_s"]) == rec["clicks"]
+
+
+@pytest.mark.reference
+def test_bench_automatic_quick():
+    _need_reference()
+    records = {r["case"]: r for r in _run("bench_automatic.py")}
+    assert set(records) == {"segment_everything_defaults", "segment_everything_keep_all"}
+    for rec in records.values():
+        assert rec["points_per_side"] == 8 and rec["features_cached"] is True
+        assert _number(rec["ours"]["s"]) and _number(rec["reference"]["s"]) and _number(rec["ratio"])
+        # same weights, same settings: the same masks are kept
+        assert rec["ours"]["n_masks"] == rec["reference"]["n_masks"]
+    assert records["segment_everything_keep_all"]["ours"]["n_masks"] > 0

@@ -21,6 +21,9 @@ _EXPORTS = {
     "CacheBudget": "napari_sam2.engine",
     "FrameSource": "napari_sam2.engine",
     "save_checkpoint": "napari_sam2.checkpoints",
+    "segment_everything": "napari_sam2.engine.automatic",
+    "AutomaticOptions": "napari_sam2.engine.automatic",
+    "AutomaticResult": "napari_sam2.engine.automatic",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -29,7 +29,17 @@ import threading
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Union
 
-__all__ = ["check_destination", "check_folder", "atomic_file", "private_folder", "remove_folder", "same_file"]
+__all__ = [
+    "check_destination",
+    "check_folder",
+    "atomic_file",
+    "write_synced",
+    "fsync_folder",
+    "replace_folder",
+    "private_folder",
+    "remove_folder",
+    "same_file",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -96,7 +106,8 @@ def _new_file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: PathLike) -> None:
+    """Make a folder's entries (new names, renames) durable."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # e.g. Windows: folders cannot be opened
@@ -137,7 +148,32 @@ def atomic_file(path: PathLike, *, inputs: Iterable[PathLike] = (), what: str = 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
+
+
+def write_synced(path: PathLike, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` and fsync it: for files inside a staging
+    folder that :func:`replace_folder` (or an atomic pointer) publishes whole."""
+    with open(path, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def replace_folder(staging: PathLike, final: PathLike) -> None:
+    """Put the finished folder ``staging`` in the place of ``final``.
+
+    The old ``final`` is first renamed aside (to a hidden ``.old-`` name
+    beside it) and removed only after ``staging`` is in place; a crash in
+    between leaves the old version under that name and the new one whole.
+    """
+    staging, final = Path(staging), Path(final)
+    old = final.with_name(f".old-{final.name}-{os.urandom(4).hex()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    fsync_folder(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ------------------------------------------------------------ private folders

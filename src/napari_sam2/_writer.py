@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from ._io import atomic_file
+from ._io import atomic_file, check_destination
 
 __all__ = ["write_labels", "TIFF_EXTENSIONS"]
 
@@ -39,6 +39,16 @@ def _tiff_axes(meta: dict[str, Any] | None, ndim: int) -> str | None:
     return axes
 
 
+def _target_path(path: str) -> Path:
+    target = Path(path)
+    if not target.suffix:
+        return target.with_suffix(".tif")
+    if target.suffix.lower() not in TIFF_EXTENSIONS:
+        raise ValueError(f"labels are written as TIFF ({', '.join(TIFF_EXTENSIONS)}), "
+                         f"got {target.name!r}")
+    return target
+
+
 def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a Labels layer's ``data`` (``... x Y x X`` integers) to a TIFF.
 
@@ -61,6 +71,8 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     if isinstance(data, (list, tuple)):
         raise TypeError("multiscale labels are not supported; write the first "
                         "(full-resolution) level instead")
+    target = _target_path(path)
+    check_destination(target, what="labels file")  # before reading lazy data
     array = np.asarray(data)
     if array.dtype not in _SUPPORTED:
         raise TypeError(f"labels must have an integer dtype (uint8/16/32/64, "
@@ -68,12 +80,6 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     if array.ndim < 2:
         raise ValueError(f"labels must have at least 2 dimensions (Y, X), got "
                          f"shape {array.shape}")
-    target = Path(path)
-    if not target.suffix:
-        target = target.with_suffix(".tif")
-    elif target.suffix.lower() not in TIFF_EXTENSIONS:
-        raise ValueError(f"labels are written as TIFF ({', '.join(TIFF_EXTENSIONS)}), "
-                         f"got {target.name!r}")
     metadata: dict[str, Any] = {}
     axes = _tiff_axes(meta, array.ndim)
     if axes is not None:

@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ._io import atomic_file, replace_folder, write_synced
 from .engine.prompt_records import ObjectRecord, apply_objects, objects_to_json, parse_objects
 from .engine.stack_files import is_stack_path, open_stack
 
@@ -257,8 +258,8 @@ def process_stack(task: _Task, out: str, settings: BatchSettings) -> StackOutcom
             "napari_sam2_version": _version(),
             "outputs": outputs,
         }
-        _write_bytes(staging / REPORT, json.dumps(report, indent=2).encode())
-        _move_into_place(staging, final)
+        write_synced(staging / REPORT, json.dumps(report, indent=2).encode())
+        replace_folder(staging, final)
         return StackOutcome(task.name, task.input, "done", frames, objects, seconds, str(final))
     except Exception as exc:  # one bad stack must not end the batch
         shutil.rmtree(staging, ignore_errors=True)
@@ -311,24 +312,7 @@ def _write_tiff(path: Path, labels: np.ndarray) -> None:
 
     buf = io.BytesIO()
     tifffile.imwrite(buf, labels, photometric="minisblack", compression="zlib")
-    _write_bytes(path, buf.getvalue())
-
-
-def _write_bytes(path: Path, payload: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _move_into_place(staging: Path, final: Path) -> None:
-    """Replace ``final`` by the finished ``staging`` folder: the old folder
-    is renamed aside first, so at every moment one whole version exists."""
-    old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
+    write_synced(path, buf.getvalue())
 
 
 def _version() -> str:
@@ -441,10 +425,5 @@ def _write_summary(path: Path, rows: list[StackOutcome]) -> None:
         d = asdict(row)
         d["seconds"] = f"{row.seconds:.2f}"
         writer.writerow(d)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        _write_bytes(tmp, buf.getvalue().encode())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_file(path, what="summary") as fh:
+        fh.write(buf.getvalue().encode("utf-8"))

@@ -9,12 +9,16 @@
 
 Points are ``FRAME,Y,X`` (napari order) with an optional ``,ID`` (object id,
 default 1); ``--neg`` adds a negative click; ``--box FRAME,Y0,X0,Y1,X1[,ID]``.
+Frames and ids are whole numbers (frame >= 0, id >= 1), coordinates finite.
+A stack with further axes (T x Z x Y x X) holds them with ``--index AXIS=POS``.
+``--out`` is checked before any work (its folder must exist and take files,
+it must not be the input) and written atomically: an interrupted run leaves
+an older file there untouched. A damaged or truncated input is an error.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import sys
 import time
@@ -113,74 +117,6 @@ def _progress_bar(total_hint: str, unit: str = "frame"):
     return update
 
 
-class _LogRecords(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-class _DamagedInput(ValueError):
-    """An input file that cannot be read whole."""
-
-
-def _declared_shape(tif) -> tuple[int, ...] | None:
-    """The shape the file's own metadata declares (tifffile's or ImageJ's)."""
-    for meta in tif.shaped_metadata or ():
-        if isinstance(meta, dict) and meta.get("shape"):
-            return tuple(int(v) for v in meta["shape"])
-    ij = tif.imagej_metadata or {}
-    images = int(ij.get("images", 1) or 1)
-    if images > 1:
-        return (images,)
-    return None
-
-
-def _read_stack(path: str):
-    """The TIFF at ``path`` as an array (memory-mapped when it can be).
-
-    A damaged or truncated file is an error naming it: fewer pages than the
-    file declares, a broken page chain or undecodable data (tifffile only
-    logs warnings for these and returns what it could read).
-    """
-    import tifffile
-
-    def damaged(reason: str) -> ValueError:
-        return _DamagedInput(f"input {path} is damaged or truncated: {reason}; "
-                          "nothing was segmented (write the file again or give another one)")
-
-    handler = _LogRecords()
-    logger = logging.getLogger("tifffile")
-    logger.addHandler(handler)
-    try:
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series or not tif.pages:
-                raise damaged("it holds no image")
-            series = tif.series[0]
-            declared = _declared_shape(tif)
-            got = tuple(series.shape)
-            if declared is not None and np.prod(declared) != np.prod(got):
-                raise damaged(f"it declares shape {declared} but holds {got}")
-            compressed = any(page.compression != 1 for page in series.pages if page is not None)
-            try:
-                data = series.asarray() if compressed else tifffile.memmap(path, mode="r")
-            except (ValueError, tifffile.TiffFileError, OSError):
-                data = series.asarray()
-    except _DamagedInput:
-        raise
-    except FileNotFoundError:
-        raise FileNotFoundError(f"input {path} does not exist") from None
-    except Exception as exc:  # zlib.error, struct.error, TiffFileError...
-        raise damaged(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        logger.removeHandler(handler)
-    if handler.messages:
-        raise damaged(handler.messages[0])
-    return data
-
-
 def _check_held_axes(shape: tuple[int, ...], args) -> dict[int, int] | None:
     """The ``--index`` positions, once sure every extra axis has one (the
     engine's own message would name its Python argument, ``index=``)."""
@@ -190,11 +126,11 @@ def _check_held_axes(shape: tuple[int, ...], args) -> dict[int, int] | None:
         if not -ndim <= axis < ndim:
             raise ValueError(f"--index {axis}={position}: the input has {ndim} axes (0 to {ndim - 1})")
         index[axis % ndim] = position
-    try:
-        channel = None if args.channel_axis is None else args.channel_axis % ndim
-        axis = args.axis % ndim
-    except ZeroDivisionError:  # pragma: no cover - ndim >= 2 always
-        return index or None
+    in_range = [a for a in (args.axis, args.channel_axis) if a is not None and not -ndim <= a < ndim]
+    if in_range:
+        return index or None  # the engine names the bad --axis / --channel-axis
+    channel = None if args.channel_axis is None else args.channel_axis % ndim
+    axis = args.axis % ndim
     others = [a for a in range(ndim) if a != channel]
     missing = [a for a in others[:-2] if a != axis and a not in index]
     if missing:
@@ -215,11 +151,12 @@ def cmd_segment(args) -> int:
     from ._io import atomic_file, check_destination
     from .checkpoints import load_model
     from .engine import StackSession
+    from .engine.stack_files import open_stack
 
     if not args.point and not args.neg and not args.box:
         raise SystemExit("give at least one --point, --neg or --box")
     out = check_destination(args.out, inputs=[args.input], what="--out")
-    data = _read_stack(args.input)
+    data = open_stack(args.input)
     index = _check_held_axes(tuple(data.shape), args)
     model = load_model(args.model, device=args.device, image_size=args.image_size)
     session = StackSession(model, data, axis=args.axis, channel_axis=args.channel_axis, index=index)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from ._io import atomic_file
 
 OBJECT_COLUMNS = ("frame", "id", "mother", "area_px", "centroid_y", "centroid_x",
                   "mean_intensity", "sum_intensity")
@@ -99,22 +99,14 @@ def tracks_graph(mothers: Mapping[int, int]) -> dict[int, list[int]]:
 
 
 def write_csv(path, rows: list[dict], columns: Sequence[str]) -> Path:
-    """Write ``rows`` to a CSV file under a temporary name, then move it into place."""
+    """Write ``rows`` to a CSV file atomically (a temporary name, then moved into place)."""
     path = Path(path)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_file(path, what="table") as fh:
+        fh.write(buf.getvalue().encode("utf-8"))
     return path
 
 

@@ -18,8 +18,9 @@ IMAGE_SIZE = 128
 
 
 def small_model(seed: int = 0):
+    """Random weights in the demo model's (small) architecture at 128 px."""
     torch.manual_seed(seed)
-    model = build_model(load_config("sam2.1_hiera_tiny", image_size=IMAGE_SIZE)).eval()
+    model = build_model(load_config("demo", image_size=IMAGE_SIZE)).eval()
     with torch.no_grad():  # keep objects "present" with random weights
         model.mask_decoder.pred_obj_score_head.layers[2].bias.add_(1.0)
     return model

@@ -132,11 +132,15 @@ def test_out_into_a_read_only_folder_fails_before_work(tmp_path, stack_file, no_
     assert str(folder) in err and "cannot create files" in err
 
 
-def test_truncated_compressed_tiff_is_an_error_naming_the_file(tmp_path, no_model, capsys):
+@pytest.mark.parametrize("kwargs", [{"compression": "zlib"}, {"compression": "zlib", "imagej": True}, {},
+                                    {"imagej": True}, {"metadata": None}],
+                         ids=["zlib", "zlib-imagej", "raw", "raw-imagej", "raw-no-metadata"])
+def test_truncated_tiff_is_an_error_naming_the_file(tmp_path, no_model, capsys, kwargs):
     stack = (np.random.default_rng(0).random((40, 64, 64)) * 4000).astype(np.uint16)
     full = tmp_path / "full.tif"
-    tifffile.imwrite(full, stack, photometric="minisblack", compression="zlib")
-    for cut in (full.stat().st_size // 2, full.stat().st_size - 100):
+    tifffile.imwrite(full, stack, photometric="minisblack", **kwargs)
+    cuts = [full.stat().st_size // 2] + ([full.stat().st_size - 100] if "compression" in kwargs else [])
+    for cut in cuts:
         path = tmp_path / f"cut{cut}.tif"
         path.write_bytes(full.read_bytes()[:cut])
         code = main(["segment", str(path), "--point", "1,20,25", "--out", str(tmp_path / "o.tif")])
@@ -147,13 +151,17 @@ def test_truncated_compressed_tiff_is_an_error_naming_the_file(tmp_path, no_mode
 
 
 def test_whole_tiff_still_reads(tmp_path):
-    from napari_sam2.cli import _read_stack
+    from napari_sam2.engine.stack_files import open_stack as _read_stack
 
     stack = (np.random.default_rng(0).random((5, 16, 16)) * 4000).astype(np.uint16)
     for compression in (None, "zlib"):
-        path = tmp_path / f"s{compression}.tif"
-        tifffile.imwrite(path, stack, photometric="minisblack", compression=compression)
-        np.testing.assert_array_equal(np.asarray(_read_stack(str(path))), stack)
+        for imagej in (False, True):
+            path = tmp_path / f"s{compression}{imagej}.tif"
+            tifffile.imwrite(path, stack, photometric="minisblack", compression=compression, imagej=imagej)
+            np.testing.assert_array_equal(np.asarray(_read_stack(str(path))), stack)
+    rgb = (np.random.default_rng(0).random((4, 16, 16, 3)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb", imagej=True)
+    np.testing.assert_array_equal(np.asarray(_read_stack(str(tmp_path / "rgb.tif"))), rgb)
 
 
 @pytest.mark.parametrize(
@@ -185,3 +193,11 @@ def test_a_4d_stack_asks_for_the_command_line_option(tmp_path, no_model, capsys)
     assert code != 0
     err = capsys.readouterr().err
     assert "--index 1=0" in err and "index={" not in err
+
+
+def test_demo_into_a_read_only_folder_fails_before_work(tmp_path, no_model, monkeypatch):
+    from napari_sam2.cli import run_demo
+
+    folder = make_read_only(tmp_path / "ro", monkeypatch)
+    with pytest.raises(PermissionError, match=str(folder)):
+        run_demo(folder, device="cpu", log=lambda *a: None)

@@ -202,3 +202,20 @@ def test_read_only_disk_dir_is_named_at_once(tmp_path, monkeypatch):
     folder = make_read_only(tmp_path / "ro", monkeypatch)
     with pytest.raises(PermissionError, match=str(folder)):
         FeatureCache(CacheBudget(ram_mb=0, disk_mb=1, disk_dir=folder))
+
+
+def test_a_failing_spill_warns_and_the_cache_recomputes(tmp_path, monkeypatch):
+    import napari_sam2.engine.features as features
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(features.torch, "save", disk_full)
+    cache = FeatureCache(CacheBudget(ram_mb=0, disk_mb=1, disk_dir=tmp_path))
+    with pytest.warns(RuntimeWarning, match="cannot write to"):
+        cache.put(0, _feats(1.0))
+    assert 0 not in cache
+    got = cache.get_or_compute(0, lambda i: _feats(3.0))
+    assert float(got.embedding[0, 0, 0, 0]) == 3.0
+    cache.close()
+    assert list(tmp_path.iterdir()) == []

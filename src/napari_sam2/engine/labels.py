@@ -71,14 +71,27 @@ def exclusive_logits(logits: torch.Tensor, others: torch.Tensor | None = None) -
     return torch.where(winner == rows, logits, logits.clamp(max=-10.0))
 
 
-def compose_frame(old: np.ndarray, ids: list[int], logits: torch.Tensor) -> np.ndarray:
+def compose_frame(
+    old: np.ndarray,
+    ids: list[int],
+    logits: torch.Tensor,
+    *,
+    kept=(),
+    claimants=None,
+) -> np.ndarray:
     """The new label frame.
 
-    ``old``: the frame's current labels (H x W); ``ids``: the objects being
-    written, with ``logits`` (``K x H x W``, one per id). Each pixel where
-    some object's logit is > 0 goes to the object with the highest logit;
-    these objects' old pixels are cleared first. Pixels holding any other
-    label value (painted by hand, or objects not being written) are kept.
+    ``old``: the frame's current labels (H x W); ``ids``: the objects whose
+    masks are known, with ``logits`` (``K x H x W``, one per id). Each pixel
+    where some object's logit is > 0 goes to the object with the highest
+    logit; these objects' old pixels are cleared first, so the frame holds
+    their masks whatever it held before.
+
+    ``kept``: tracked objects whose masks are not known here (e.g. their
+    memory of this frame was evicted): their pixels in ``old`` stay, except
+    where the winning object is one of ``claimants`` (the objects just
+    computed, default all of ``ids``), whose new masks may have grown there.
+    Pixels holding any other label value (painted by hand) are kept.
     """
     new = np.array(old, copy=True)
     if not ids:
@@ -88,6 +101,9 @@ def compose_frame(old: np.ndarray, ids: list[int], logits: torch.Tensor) -> np.n
     painted = torch.where(best > 0, lut[winner + 1], lut[0]).cpu().numpy()
     mine = np.isin(new, ids)
     free = mine | (new == 0)
+    if len(kept):
+        taking = list(ids) if claimants is None else list(claimants)
+        free |= np.isin(new, list(kept)) & np.isin(painted, taking) & (painted != 0)
     new[mine] = 0
     new[free] = painted[free].astype(new.dtype, copy=False)
     return new

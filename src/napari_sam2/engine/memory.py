@@ -8,11 +8,15 @@ byte budget, oldest entries first out, so memory use does not grow with the
 number of frames. Entries that the next step of any pass can read (the
 window behind the most recent frame and around each conditioning frame) are
 kept even past the budget; there are at most a few dozen of them per object.
+
+With ``separate_directions`` a readout sees only the tracked frames that a
+pass in its own direction wrote (conditioning frames are always seen).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -43,9 +47,11 @@ class FrameMemory:
 class MemoryBank:
     """Conditioning memories and a bounded history, per object id."""
 
-    def __init__(self, config: TrackingConfig, *, history_bytes: int) -> None:
+    def __init__(self, config: TrackingConfig, *, history_bytes: int, separate_directions: bool = False) -> None:
         self.config = config
         self.history_bytes = history_bytes
+        self.separate_directions = separate_directions
+        self._reverse: dict[int, dict[int, bool]] = {}  # obj -> frame -> written by a backward pass
         self.window = max(config.num_maskmem - 1, config.max_obj_ptrs_in_encoder - 1)
         self._cond: dict[int, dict[int, FrameMemory]] = {}
         self._history: dict[int, dict[int, FrameMemory]] = {}
@@ -63,6 +69,7 @@ class MemoryBank:
             self._drop_history(obj_id, frame)
         self._cond.pop(obj_id, None)
         self._history.pop(obj_id, None)
+        self._reverse.pop(obj_id, None)
         self._latest.pop(obj_id, None)
 
     def clear(self) -> None:
@@ -96,6 +103,13 @@ class MemoryBank:
         self._latest[obj_id] = frame
         self._evict()
 
+    def written_by(self, obj_id: int, frame: int, *, reverse: bool) -> None:
+        """Record the direction of the pass that wrote ``frame``'s tracked
+        entry (nothing for a conditioning frame); an entry replaced later
+        loses it."""
+        if frame in self._history.get(obj_id, {}):
+            self._reverse.setdefault(obj_id, {})[frame] = reverse
+
     def logits(self, obj_id: int, frame: int) -> torch.Tensor | None:
         """The latest low-resolution output of ``obj_id`` on ``frame``, if kept."""
         entry = self._cond.get(obj_id, {}).get(frame) or self._history.get(obj_id, {}).get(frame)
@@ -106,10 +120,13 @@ class MemoryBank:
         return self._bytes
 
     def readout(self, obj_id: int, frame: int, *, num_frames: int, reverse: bool) -> MemoryReadout:
+        recent = self._history[obj_id]
+        if self.separate_directions:
+            recent = _WrittenBy(recent, self._reverse.get(obj_id, {}), reverse)
         return read_memory(
             frame,
             self._cond[obj_id],
-            self._history[obj_id],
+            recent,
             config=self.config,
             num_frames=num_frames,
             reverse=reverse,
@@ -120,6 +137,7 @@ class MemoryBank:
         entry = self._history.get(obj_id, {}).pop(frame, None)
         if entry is not None:
             self._bytes -= self._order.pop((obj_id, frame))
+            self._reverse.get(obj_id, {}).pop(frame, None)
 
     def _protected(self, obj_id: int, frame: int) -> bool:
         latest = self._latest.get(obj_id)
@@ -135,6 +153,28 @@ class MemoryBank:
                 break
             if not self._protected(obj_id, frame):
                 self._drop_history(obj_id, frame)
+
+
+class _WrittenBy(Mapping):
+    """The tracked entries that a pass in one direction wrote (a view)."""
+
+    def __init__(self, history: dict[int, FrameMemory], reverse_of: dict[int, bool], reverse: bool) -> None:
+        self._history, self._reverse_of, self._reverse = history, reverse_of, reverse
+
+    def __getitem__(self, frame: int) -> FrameMemory:
+        if not self._mine(frame):
+            raise KeyError(frame)
+        return self._history[frame]
+
+    def _mine(self, frame: int) -> bool:
+        tag = self._reverse_of.get(frame)
+        return tag is not None and bool(tag) == bool(self._reverse)
+
+    def __iter__(self):
+        return (f for f in self._history if self._mine(f))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def stack_readouts(readouts: list[MemoryReadout]) -> MemoryReadout:

@@ -19,7 +19,7 @@ place.
 ``session.json`` holds the prompts in original-image pixels, napari order
 (points ``(y, x)``, boxes ``(y0, x0, y1, x1)``), in the schema of
 :mod:`.prompt_records` (the batch runner's prompts files use it too), plus
-per object the frames it was tracked on (direction, pass start, current).
+per object the frames it was tracked on (direction, current).
 
 Loading checks what it is given against the file: another stack shape,
 another model (a hash of its weights) or a newer format version is an
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import fsync_folder, write_synced
 from .prompt_records import FrameRecord, ObjectRecord, apply_objects, objects_to_json, parse_objects
 
 FORMAT = "napari-sam2 session"
@@ -164,8 +165,8 @@ def _write_version(folder: Path, doc: dict, masks: dict[str, np.ndarray], labels
         store[f] = np.asarray(labels[f])
     buf = io.BytesIO()
     np.savez_compressed(buf, **masks)
-    _write_file(folder / MASKS, buf.getvalue())
-    _write_file(folder / DOCUMENT, json.dumps(doc, indent=1).encode())
+    write_synced(folder / MASKS, buf.getvalue())
+    write_synced(folder / DOCUMENT, json.dumps(doc, indent=1).encode())
     _fsync_tree(folder)
 
 
@@ -176,9 +177,9 @@ def _save_folder(target: Path, doc, masks, labels) -> None:
     try:
         _write_version(target / version, doc, masks, labels)
         tmp = target / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
-        _write_file(tmp, version.encode())
+        write_synced(tmp, version.encode())
         os.replace(tmp, target / CURRENT)  # the switch: atomic
-        _fsync_dir(target)
+        fsync_folder(target)
     except BaseException:
         shutil.rmtree(target / version, ignore_errors=True)
         raise
@@ -203,14 +204,7 @@ def _save_zip(target: Path, doc, masks, labels) -> None:
         with open(staged, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(staged, target)
-        _fsync_dir(target.parent)
-
-
-def _write_file(path: Path, payload: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
+        fsync_folder(target.parent)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -219,20 +213,7 @@ def _fsync_tree(folder: Path) -> None:
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())
     for p in [folder, *[d for d in folder.rglob("*") if d.is_dir()]]:
-        _fsync_dir(p)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+        fsync_folder(p)
 
 
 # ------------------------------------------------------------------ load

@@ -39,6 +39,8 @@ from .prompts import (
 )
 
 DIRECTIONS = ("forward", "backward", "both")
+RERUN_MODES = ("downstream", "all")
+DIRECTION_MEMORIES = ("shared", "separate")
 UNTRACKED, FORWARD, BACKWARD = -1, 0, 1
 # prev-logit clamp when correction clicks are decoded with an earlier mask
 PREV_LOGIT_LIMIT = 32.0
@@ -49,12 +51,29 @@ class SessionOptions:
     """``feature_cache``: RAM (and optional disk) budget for image features;
     ``history_mb``: budget for tracked frames' memories kept for corrections;
     ``autocast``: bfloat16 on CUDA; ``compile_image_encoder``: torch.compile
-    the image encoder (CUDA; the first frames are slow while it compiles)."""
+    the image encoder (CUDA; the first frames are slow while it compiles).
+
+    ``rerun``: what a prompt change (a correction) puts out of date.
+    "downstream" (default, interactive): the frames after it in the
+    direction each was tracked. "all": every frame the object was tracked
+    on, upstream ones too, since every frame attends to every conditioning
+    frame; propagating then gives what Meta's predictor gives when it
+    propagates over the whole span again.
+
+    ``direction_memory``: "shared" (default, as Meta's predictor): a pass
+    reads the tracked memories of earlier frames whichever direction wrote
+    them, so the backward pass of ``propagate("both")`` also reads the
+    forward pass's. "separate": forward passes read only memories written
+    by forward passes and backward passes only those of backward passes
+    (plus the conditioning frames, always), so that the backward half of
+    "both" equals a pure backward propagation from the same prompts."""
 
     feature_cache: CacheBudget = CacheBudget()
     history_mb: float = 256.0
     autocast: bool = True
     compile_image_encoder: bool = False
+    rerun: str = "downstream"
+    direction_memory: str = "shared"
 
     def __post_init__(self) -> None:
         if not isinstance(self.feature_cache, CacheBudget):
@@ -65,6 +84,12 @@ class SessionOptions:
         for name in ("autocast", "compile_image_encoder"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.rerun not in RERUN_MODES:
+            raise ValueError(f"rerun must be one of {', '.join(RERUN_MODES)}, got {self.rerun!r}")
+        if self.direction_memory not in DIRECTION_MEMORIES:
+            raise ValueError(
+                f"direction_memory must be one of {', '.join(DIRECTION_MEMORIES)}, got {self.direction_memory!r}"
+            )
 
 
 class FrameResult(NamedTuple):
@@ -92,7 +117,6 @@ class _ObjectState:
     prompts: dict[int, FramePrompts] = field(default_factory=dict)
     pending: dict[int, _Decoded] = field(default_factory=dict)
     direction: np.ndarray | None = None  # per frame: UNTRACKED / FORWARD / BACKWARD
-    pass_start: np.ndarray | None = None  # per frame: where the pass that wrote it began
     fresh: np.ndarray | None = None  # per frame: output agrees with the current prompts
 
 
@@ -155,13 +179,19 @@ class StackSession:
         self._redecode: dict[tuple[int, int], bool] = {}
         self._decoded_initial: set[tuple[int, int]] = set()
         self._candidates = CandidateStore()
-        self._bank = MemoryBank(model.config.tracking, history_bytes=int(options.history_mb * MiB))
+        self._bank = MemoryBank(
+            model.config.tracking,
+            history_bytes=int(options.history_mb * MiB),
+            separate_directions=options.direction_memory == "separate",
+        )
         self._objects: dict[int, _ObjectState] = {}
         self._scaler = PromptScaler((self.height, self.width), model.image_size)
         self._lock = threading.RLock()
         self._running = False
         # per object id, what a session file kept with it (name, colour)
         self.objects_meta: dict[int, dict] = {}
+        self._stop_lock = threading.Lock()
+        self._stops = 0  # calls of stop(): a run created before the latest one ends
         self._encode = model.encode_image
         if options.compile_image_encoder and self.device.type == "cuda":
             self._encode = torch.compile(model.encode_image, dynamic=False)
@@ -323,16 +353,18 @@ class StackSession:
                 prompts = state.prompts.get(frame)
                 if prompts is not None and prompts.dirty:
                     self._decode(obj_id, frame)
-            ids, lows = [], []
-            for obj_id, state in self._objects.items():
-                low = state.pending[frame].logits if frame in state.pending else self._bank.logits(obj_id, frame)
-                if low is not None:
-                    ids.append(obj_id)
-                    lows.append(low)
+            decoded = {
+                obj_id: state.pending[frame].logits
+                for obj_id, state in self._objects.items()
+                if frame in state.pending
+            }
+            old = np.array(self.labels[frame], copy=True)
+            ids, logits, kept = self._current_masks(frame, decoded)
             if ids:
-                logits = upsample_logits(torch.cat(lows, dim=0), (self.height, self.width))
-                self.labels[frame] = compose_frame(self.labels[frame], ids, logits)
-            return np.array(self.labels[frame], copy=True)
+                new = compose_frame(old, ids, logits, kept=kept, claimants=list(decoded))
+                self._write_labels(frame, new)
+                return np.array(new, copy=True)
+            return old
 
     # ============================================================ propagation
     def propagate(
@@ -370,18 +402,32 @@ class StackSession:
             raise ValueError(f"start ({lo}) must not be after stop ({hi})")
         with self._lock:
             self._not_running()
-            if not self._objects:
-                raise ValueError("no objects to track: add points, a box or a mask first")
-            empty = [i for i, s in self._objects.items() if not s.prompts]
-            if empty:
-                raise ValueError(
-                    f"object(s) {empty} have no prompts; add a point, box or mask, or remove them"
-                )
-        return self._run(direction, lo, hi, progress)
+            self._check_trackable()
+        return self._run(direction, lo, hi, progress, self._stops)
 
-    def _run(self, direction, lo, hi, progress) -> Iterator[FrameResult]:
+    def stop(self) -> None:
+        """End the propagations running or created before this call, after
+        the frame each is computing; callable from any thread (e.g. a GUI's
+        while a worker thread iterates). Frames not reached stay out of date,
+        so the next propagation finishes them."""
+        with self._stop_lock:
+            self._stops += 1
+
+    def _check_trackable(self, *, since_call: bool = False) -> None:
+        later = " (the session changed after propagate() was called)" if since_call else ""
+        if not self._objects:
+            raise ValueError(f"no objects to track{later}: add points, a box or a mask first")
+        empty = [i for i, s in self._objects.items() if not s.prompts]
+        if empty:
+            raise ValueError(
+                f"object(s) {empty} have no prompts{later}; add a point, box or mask, or remove them"
+            )
+
+    def _run(self, direction, lo, hi, progress, stops) -> Iterator[FrameResult]:
+        # the work starts at the first next(): check the session as it is now
         with self._lock:
             self._not_running()
+            self._check_trackable(since_call=True)
             self._running = True
         try:
             with self._lock, torch.inference_mode():
@@ -389,16 +435,21 @@ class StackSession:
                 passes = self._plan(direction, lo, hi)
                 # every frame a pass will rewrite is out of date until it is
                 # rewritten, so that a cancelled run is finished by the next one
-                for frames, _, objs in passes:
-                    for obj_id in objs:
-                        self._objects[obj_id].fresh[frames] = False
-            total = sum(len(frames) for frames, _, _ in passes)
+                for p in passes:
+                    for obj_id in p.objects:
+                        self._objects[obj_id].fresh[p.frames] = False
+            total = sum(len(p.frames) for p in passes)
             done = 0
-            for frames, reverse, objs in passes:
-                begin = frames[0]
-                for f in frames:
+            for p in passes:
+                if p.visited is not None:
+                    # reached without computing (prompted there): recorded as visited
+                    for obj_id in p.objects:
+                        self._objects[obj_id].direction[p.visited] = BACKWARD if p.reverse else FORWARD
+                for f in p.frames:
+                    if self._stops != stops:
+                        return
                     with self._lock, torch.inference_mode():
-                        result = self._track_frame(f, objs, reverse, begin)
+                        result = self._track_frame(f, p.objects, p.reverse)
                     done += 1
                     if progress is not None:
                         progress(done, total)
@@ -429,7 +480,6 @@ class StackSession:
             n = self.num_frames
             state = _ObjectState(
                 direction=np.full(n, UNTRACKED, dtype=np.int8),
-                pass_start=np.zeros(n, dtype=np.int64),
                 fresh=np.zeros(n, dtype=bool),
             )
             self._objects[obj_id] = state
@@ -441,15 +491,26 @@ class StackSession:
         self._mark_stale(obj_id, frame)
 
     def _mark_stale(self, obj_id: int, k: int) -> None:
-        """A prompt change at ``k`` outdates ``k`` and the frames a pass
-        reached through ``k``."""
-        s = self._objects[obj_id]
+        """A prompt change of ``obj_id`` at ``k`` outdates ``k`` and every
+        frame that reads it. Every tracked frame attends to every
+        conditioning frame and to the frames before it in its pass, so with
+        ``rerun="downstream"`` that is each frame after ``k`` in the
+        direction it was tracked (whichever pass wrote it), with "all" every
+        frame the object was tracked on. With exclusive memories the other
+        objects' memories on those frames change with this object's masks,
+        so they are outdated on the same terms."""
         f = np.arange(self.num_frames)
-        downstream = ((s.direction == FORWARD) & (f > k) & (s.pass_start <= k)) | (
-            (s.direction == BACKWARD) & (f < k) & (s.pass_start >= k)
-        )
-        s.fresh[downstream] = False
-        s.fresh[k] = False
+        exclusive = self.model.config.tracking.non_overlap_masks_for_mem_enc
+        for other, s in self._objects.items():
+            if other != obj_id and not exclusive:
+                continue
+            if self.options.rerun == "all":
+                hit = s.direction != UNTRACKED
+            else:
+                hit = ((s.direction == FORWARD) & (f > k)) | ((s.direction == BACKWARD) & (f < k))
+            s.fresh[hit] = False
+            if other == obj_id or s.direction[k] != UNTRACKED:
+                s.fresh[k] = False
 
     def _feature_key(self, frame: int) -> int:
         return self._range_keys.key(self.frames.intensity_range, frame)
@@ -532,8 +593,8 @@ class StackSession:
                 return f
         return None
 
-    def _plan(self, direction: str, lo: int, hi: int) -> list[tuple[list[int], bool, list[int]]]:
-        """The passes to run: (frames in order, reverse, objects taking part)."""
+    def _plan(self, direction: str, lo: int, hi: int) -> list[_Pass]:
+        """The passes to run, in order."""
         objs = list(self._objects)
         cond = sorted({f for o in objs for f in self._bank.cond_frames(o)})
         passes = []
@@ -543,7 +604,7 @@ class StackSession:
             if begin is not None:
                 frames = list(range(begin, hi + 1))
                 takers = [o for o in objs if not self._objects[o].fresh[frames].all()]
-                passes.append((frames, False, takers))
+                passes.append(_Pass(frames, False, takers))
         if direction in ("backward", "both"):
             anchor = cond[0] if direction == "both" else cond[-1]
             last = min(hi, anchor)
@@ -554,10 +615,17 @@ class StackSession:
                         begin = last  # like the reference, go back from the prompted frame
                     frames = list(range(begin, lo - 1, -1))
                     takers = [o for o in objs if not self._objects[o].fresh[frames].all()]
-                    passes.append((frames, True, takers))
+                    visited = None
+                    if direction == "both" and begin == anchor and all(
+                        self._bank.cond_entry(o, anchor) is not None for o in takers
+                    ):
+                        # the forward pass wrote it from the same prompts: not again
+                        frames, visited = frames[1:], anchor
+                    if frames:
+                        passes.append(_Pass(frames, True, takers, visited))
         return passes
 
-    def _track_frame(self, frame: int, objs: list[int], reverse: bool, begin: int) -> FrameResult:
+    def _track_frame(self, frame: int, objs: list[int], reverse: bool) -> FrameResult:
         feats = self._frame_features(frame)
         lows: dict[int, torch.Tensor] = {}
         groups: dict[tuple, list] = {}
@@ -569,7 +637,8 @@ class StackSession:
             readout = self._bank.readout(obj_id, frame, num_frames=self.num_frames, reverse=reverse)
             groups.setdefault(readout.frames, []).append((obj_id, readout))
         tracking = self.model.config.tracking
-        exclusive = tracking.non_overlap_masks_for_mem_enc and bool(groups) and len(objs) > 1
+        others = self._other_logits(frame, objs) if tracking.non_overlap_masks_for_mem_enc else []
+        exclusive = tracking.non_overlap_masks_for_mem_enc and bool(groups) and (len(objs) > 1 or bool(others))
         tracked: list[tuple[list[int], object, torch.Tensor | None]] = []
         for members in groups.values():
             ids = [m[0] for m in members]
@@ -578,7 +647,7 @@ class StackSession:
                 step = self.model.track_step(feats.expand(len(ids)), readout=readout, encode_memory=not exclusive)
             tracked.append((ids, step.head, step.memory))
         if exclusive:
-            tracked = self._exclusive_memories(feats, tracked, list(lows.values()))
+            tracked = self._exclusive_memories(feats, tracked, list(lows.values()) + others)
         for ids, head, memory in tracked:
             low_all = fill_small_holes(head.low_res.float(), tracking.fill_hole_area)
             for i, obj_id in enumerate(ids):
@@ -590,17 +659,61 @@ class StackSession:
                 )
                 self._bank.put(obj_id, frame, entry)
                 lows[obj_id] = entry.logits
+        run = {o: lows[o] for o in objs if o in lows}
+        previous = np.array(self.labels[frame], copy=True)
+        ids, logits, kept = self._current_masks(frame, run)
+        new = compose_frame(previous, ids, logits, kept=kept, claimants=list(run))
+        self._write_labels(frame, new)  # raises on failure: the frame stays out of date
         for obj_id in objs:
             s = self._objects[obj_id]
             s.direction[frame] = BACKWARD if reverse else FORWARD
-            s.pass_start[frame] = begin
             s.fresh[frame] = True
-        ids = [o for o in objs if o in lows]
+            self._bank.written_by(obj_id, frame, reverse=reverse)
+        order = [ids.index(o) for o in run]
+        return FrameResult(frame, tuple(run), logits[order], new, previous)
+
+    def _current_masks(self, frame: int, known: dict[int, torch.Tensor]):
+        """Every tracked object's current mask on ``frame``, to compose it:
+        ``known`` (id -> ``1 x 1 x h x w`` low-resolution logits just
+        computed), and for each other object its latest output there from
+        the memory bank. Returns ``(ids, K x H x W logits, kept)`` in the
+        session's object order (so that ties go the same way whichever
+        objects were re-run), ``kept`` the objects with no output kept for
+        ``frame`` (evicted from the bounded history, or never tracked
+        there): their pixels stay."""
+        lows = {}
+        kept = []
+        for obj_id in self._objects:
+            low = known[obj_id] if obj_id in known else self._bank.logits(obj_id, frame)
+            if low is None:
+                kept.append(obj_id)
+            else:
+                lows[obj_id] = low
+        ids = list(lows)
+        if not ids:
+            return ids, None, kept
         logits = upsample_logits(torch.cat([lows[o] for o in ids], dim=0), (self.height, self.width))
-        previous = np.array(self.labels[frame], copy=True)
-        new = compose_frame(previous, ids, logits)
-        self.labels[frame] = new
-        return FrameResult(frame, tuple(ids), logits, new, previous)
+        return ids, logits, kept
+
+    def _other_logits(self, frame: int, objs: list[int]) -> list[torch.Tensor]:
+        """The kept outputs on ``frame`` of the objects not in ``objs``."""
+        out = []
+        for obj_id in self._objects:
+            if obj_id not in objs:
+                low = self._bank.logits(obj_id, frame)
+                if low is not None:
+                    out.append(low)
+        return out
+
+    def _write_labels(self, frame: int, new: np.ndarray) -> None:
+        try:
+            self.labels[frame] = new
+        except Exception as exc:
+            kind = OSError if isinstance(exc, OSError) else ValueError if isinstance(exc, ValueError) else RuntimeError
+            raise kind(
+                f"could not write frame {frame} into the labels array ({type(exc).__name__}: {exc}); "
+                "that frame stays out of date and the next propagation computes it again"
+            ) from exc
 
     def _exclusive_memories(self, feats, tracked, prompted_lows):
         """Memories of one frame for all tracked objects at once, each from
@@ -738,6 +851,45 @@ class StackSession:
             per_object.append(object_frame_states(reached, state.fresh, prompted))
         return combine_states(per_object, self.num_frames)
 
+    # ==================================================== automatic (automatic.py)
+    def segment_everything(self, frame: int, options=None):
+        """Every object on ``frame`` (:func:`napari_sam2.segment_everything`),
+        decoded from the frame's cached image features (crops, if any, are
+        encoded on their own). Returns an ``AutomaticResult``; the session's
+        objects and labels are not changed. The cached features come from
+        the session's own model input (``FrameSource.model_input``, Meta's
+        video loader), the stand-alone call resizes as Meta's image
+        predictor does: on images not at the model's size the two can
+        differ slightly."""
+        from .automatic import AutomaticOptions, compose_candidates, generate_masks
+
+        frame = check_frame(frame, self.num_frames)
+        options = AutomaticOptions() if options is None else options
+        if not isinstance(options, AutomaticOptions):
+            raise TypeError(f"options must be an AutomaticOptions, got {type(options).__name__}")
+        with self._lock:
+            self._not_running()
+            feats = self._frame_features(frame)
+            unit = self.frames.normalized(frame)
+            candidates = generate_masks(self.model, unit, options=options, full_features=feats)
+        return compose_candidates(candidates, options)
+
+    def track_everything(self, direction: str = "forward", start=None, stop=None, *, options=None,
+                         detect_every: int = 5, progress=None):
+        """Segment everything on the first frame of the pass, track it, and
+        pick up new objects every ``detect_every`` frames; iterate for
+        ``(frame, labels_2d)`` (see :func:`napari_sam2.engine.track_all.track_everything`)."""
+        from .track_all import track_everything
+
+        return track_everything(self, direction, start, stop, options=options,
+                                detect_every=detect_every, progress=progress)
+
+    def object_frames(self, obj_id: int) -> list[int]:
+        """Frames whose labels hold ``obj_id`` (also for objects no longer tracked)."""
+        obj_id = check_object_id(obj_id)
+        return [f for f in range(self.num_frames) if np.any(np.asarray(self.labels[f]) == obj_id)]
+
+
     # ================================================================ session files
     def prompt_records(self) -> list[ObjectRecord]:
         """Every object's prompts as the caller gave them (original pixels, (y, x))."""
@@ -753,13 +905,11 @@ class StackSession:
 
     def tracking_state(self) -> dict[int, dict[str, np.ndarray]]:
         """Per object, per frame: the direction of the pass that wrote it
-        (-1 untracked, 0 forward, 1 backward), where that pass began, and
-        whether its result is current (copies)."""
+        (-1 untracked, 0 forward, 1 backward) and whether its result is
+        current (copies)."""
         with self._lock:
-            return {
-                obj_id: {"direction": s.direction.copy(), "pass_start": s.pass_start.copy(), "fresh": s.fresh.copy()}
-                for obj_id, s in self._objects.items()
-            }
+            return {obj_id: {"direction": s.direction.copy(), "fresh": s.fresh.copy()}
+                    for obj_id, s in self._objects.items()}
 
     def restore_tracking_state(self, state: dict[int, dict[str, np.ndarray]]) -> None:
         """Take back what :meth:`tracking_state` gave (e.g. from a session file)."""
@@ -767,7 +917,7 @@ class StackSession:
             self._not_running()
             for obj_id, arrays in state.items():
                 s = self._state(obj_id)
-                for name in ("direction", "pass_start", "fresh"):
+                for name in ("direction", "fresh"):
                     value = np.asarray(arrays[name]).astype(getattr(s, name).dtype)
                     if value.shape != (self.num_frames,):
                         raise ValueError(
@@ -799,6 +949,15 @@ class StackSession:
         session, meta = load_session(cls, path, model, data, **kwargs)
         session.objects_meta = meta
         return session
+class _Pass(NamedTuple):
+    """One pass of a propagation: ``frames`` in order, ``objects`` taking
+    part; ``visited``: a frame the pass starts from without computing it
+    (every object is prompted there and the forward pass wrote it)."""
+
+    frames: list[int]
+    reverse: bool
+    objects: list[int]
+    visited: int | None = None
 
 
 def _frames_and_labels(results: Iterator[FrameResult]) -> Iterator[tuple[int, np.ndarray]]:

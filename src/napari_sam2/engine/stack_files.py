@@ -3,12 +3,18 @@
 One function, :func:`open_stack`, used by the command line and the batch
 runner: it returns an array-like read lazily frame by frame (a numpy memmap,
 a zarr array) or, for compressed TIFFs, the decoded array, and refuses files
-that are not a whole stack with an error that names the file.
+that are not a whole stack with an error that names the file: fewer pages
+than the file declares, a broken page chain, undecodable data (tifffile
+itself only logs warnings for these and returns what it could read).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 STACK_SUFFIXES = (".tif", ".tiff", ".zarr")
 
@@ -34,24 +40,83 @@ def open_stack(path: str | Path):
     if name.endswith(".zarr") or (p.is_dir() and ((p / ".zarray").exists() or (p / "zarr.json").exists())):
         return _open_zarr(p)
     if name.endswith((".tif", ".tiff")):
-        return _open_tiff(p)
+        return _read_tiff(p)
     raise ValueError(f"stack {str(p)!r}: expected a TIFF (.tif, .tiff, .ome.tif) or a zarr array (.zarr)")
 
 
-def _open_tiff(p: Path):
+class _LogRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+class DamagedStackError(ValueError):
+    """A stack file that cannot be read whole."""
+
+
+def _declared_mismatch(tif, series) -> str | None:
+    """What the file's own metadata declares (tifffile's shape or ImageJ's
+    number of images) and the series does not hold, or None."""
+    for meta in tif.shaped_metadata or ():
+        if isinstance(meta, dict) and meta.get("shape"):
+            declared = tuple(int(v) for v in meta["shape"])
+            if int(np.prod(declared)) != int(np.prod(series.shape)):
+                return f"it declares shape {declared} but holds {tuple(series.shape)}"
+            return None
+    ij = tif.imagej_metadata or {}
+    if ij.get("images") and int(ij["images"]) != _planes(series):
+        return f"it declares {int(ij['images'])} images but holds {_planes(series)}"
+    return None
+
+
+def _planes(series) -> int:
+    """The number of 2D planes a series holds (every axis but Y, X and samples)."""
+    return int(np.prod([n for n, a in zip(series.shape, series.axes) if a not in "YXS"] or [1]))
+
+
+def _read_tiff(path) -> Any:
+    """The TIFF at ``path`` as an array (memory-mapped when it can be).
+
+    A damaged or truncated file is an error naming it: fewer pages than the
+    file declares, a broken page chain or undecodable data (tifffile only
+    logs warnings for these and returns what it could read).
+    """
     import tifffile
 
+    def damaged(reason: str) -> ValueError:
+        return DamagedStackError(f"stack {path} is damaged or truncated: {reason}; "
+                                 "nothing was segmented (write the file again or give another one)")
+
+    handler = _LogRecords()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(handler)
     try:
-        return tifffile.memmap(p, mode="r")
-    except Exception:  # compressed, not memory-mappable, or damaged: decode it
-        pass
-    try:
-        array = tifffile.imread(p)
-    except Exception as exc:  # tifffile raises many kinds on a damaged file
-        raise ValueError(f"stack {str(p)!r} is not a readable TIFF: {exc}") from None
-    if array.size == 0:
-        raise ValueError(f"stack {str(p)!r} is not a readable TIFF: it holds no image data")
-    return array
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series or not tif.pages:
+                raise damaged("it holds no image")
+            series = tif.series[0]
+            mismatch = _declared_mismatch(tif, series)
+            if mismatch is not None:
+                raise damaged(mismatch)
+            compressed = any(page.compression != 1 for page in series.pages if page is not None)
+            try:
+                data = series.asarray() if compressed else tifffile.memmap(path, mode="r")
+            except (ValueError, tifffile.TiffFileError, OSError):
+                data = series.asarray()
+    except DamagedStackError:
+        raise
+    except FileNotFoundError:
+        raise FileNotFoundError(f"stack {path} does not exist") from None
+    except Exception as exc:  # zlib.error, struct.error, TiffFileError...
+        raise damaged(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        logger.removeHandler(handler)
+    if handler.messages:
+        raise damaged(handler.messages[0])
+    return data
 
 
 def _open_zarr(p: Path):

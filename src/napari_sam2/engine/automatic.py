@@ -1,0 +1,596 @@
+"""Segment everything: a grid of point prompts over one image, each decoded
+into candidate masks, filtered and de-duplicated, composed into one label
+image. The math follows Meta's ``SAM2AutomaticMaskGenerator`` (sam2 1.1.0),
+to which the masks, predicted IoUs and stability scores are tested equal;
+the work is organised for speed:
+
+* the image (each crop) is encoded once; a :class:`StackSession` reuses the
+  frame's cached features for the whole-frame crop;
+* prompts go through the mask decoder ``points_per_batch`` at a time;
+* masks stay at the decoder's low resolution until the predicted-IoU filter
+  has run: only the survivors are upsampled (in small chunks) to compute
+  their stability score and their binary mask, which is then kept cut to
+  its bounding box.
+
+Input images are mapped to ``[0, 1]`` as :class:`FrameSource` does and
+resized like Meta's image predictor (bilinear, antialiased, in float32), so
+uint8 RGB with ``intensity_range=(0, 255)`` gives the reference's pixels.
+
+Coordinates: public results are napari order, ``(y, x)``; boxes of the
+internal candidates are Meta's ``(x0, y0, x1, y1)`` with inclusive ends.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from ..model import FrameFeatures, PointPrompts, SAM2Model
+from ..model.device import autocast_for
+from .frames import IMAGENET_MEAN, IMAGENET_STD, FrameSource
+
+# boxes this close (pixels) to a crop's inner edge are cut by it: dropped
+CROP_EDGE_TOLERANCE = 20.0
+# masks upsampled to full resolution at once (bounds memory on big images)
+UPSAMPLE_CHUNK = 32
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class AutomaticOptions:
+    """Settings of segment-everything and track-everything.
+
+    Meta's generator parameters (same names without the ``crop_n_`` prefix
+    noise; see ``SAM2AutomaticMaskGenerator``):
+
+    ``points_per_side``: the prompt grid is ``points_per_side**2`` points;
+    ``points_per_batch``: prompts decoded together (memory vs. speed);
+    ``pred_iou_thresh``: keep masks whose predicted IoU is above it;
+    ``stability_score_thresh``: keep masks whose stability score (IoU of the
+    mask thresholded at ``mask_threshold +- stability_score_offset``) is at
+    least it; ``mask_threshold``: logit cut-off of a mask;
+    ``box_nms_thresh``: box IoU above which the lower predicted IoU of two
+    masks is dropped; ``crop_layers``: extra layers of overlapping crops
+    (layer i has ``(2**i)**2`` crops), de-duplicated across crops by
+    ``crop_nms_thresh``, overlapping by ``crop_overlap_ratio`` and with
+    ``points_per_side / crop_point_downscale**i`` points a side;
+    ``min_mask_region_area``: holes and islands smaller than this are
+    removed from each mask (then NMS again, preferring unchanged masks);
+    ``use_m2m``: one more decoder pass per mask with its own low-res logits
+    as mask input; ``multimask_output``: three masks per point, one if
+    False, None (the default) as the model's config says
+    (``multimask_output_in_sam``: True for Meta's models, False for the
+    demo model, which was trained on one mask per prompt).
+
+    Composing the label image: ``duplicate_overlap``: a mask more than this
+    fraction of which better masks already claim is a duplicate (a part of
+    an object already found) and is dropped.
+
+    For microscopy: ``min_object_area`` and ``max_object_area`` (pixels; None
+    = no upper limit) bound the objects kept in the label image;
+    track-everything's ``new_object_overlap`` (an automatic object covered
+    by tracked objects on less than this fraction of its pixels is new) and
+    ``lost_after`` (frames in a row that SAM 2's object score says an object
+    is absent before it stops being tracked).
+
+    The defaults suit cells and nuclei of a few to a few hundred pixels
+    across: a 32 x 32 grid, a lenient predicted-IoU cut (the shipped demo
+    model's IoU head ranks poorly), a strict box NMS (touching cells have
+    touching, not overlapping, boxes) and objects of at least 12 pixels and
+    at most a quarter of a 1024 x 1024 frame.
+    """
+
+    points_per_side: int = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.5
+    stability_score_thresh: float = 0.85
+    stability_score_offset: float = 1.0
+    mask_threshold: float = 0.0
+    box_nms_thresh: float = 0.5
+    crop_layers: int = 0
+    crop_nms_thresh: float = 0.7
+    crop_overlap_ratio: float = 512 / 1500
+    crop_point_downscale: int = 1
+    min_mask_region_area: int = 0
+    use_m2m: bool = False
+    multimask_output: bool | None = None
+    duplicate_overlap: float = 0.5
+    min_object_area: int = 12
+    max_object_area: int | None = 262144
+    new_object_overlap: float = 0.3
+    lost_after: int = 3
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"AutomaticOptions.{name} must be an integer >= 1, got {v!r}")
+
+        def nonnegative_int(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"AutomaticOptions.{name} must be an integer >= 0, got {v!r}")
+
+        def fraction(name: str) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.floating)) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"AutomaticOptions.{name} must be a number in [0, 1], got {v!r}")
+
+        for name in ("points_per_side", "points_per_batch", "crop_point_downscale", "lost_after"):
+            positive_int(name)
+        for name in ("crop_layers", "min_mask_region_area", "min_object_area"):
+            nonnegative_int(name)
+        for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh",
+                     "crop_nms_thresh", "crop_overlap_ratio", "new_object_overlap", "duplicate_overlap"):
+            fraction(name)
+        for name in ("stability_score_offset", "mask_threshold"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"AutomaticOptions.{name} must be a finite number")
+        if self.multimask_output not in (None, True, False):
+            raise ValueError(f"AutomaticOptions.multimask_output must be True, False or None, got {self.multimask_output!r}")
+        if self.max_object_area is not None:
+            nonnegative_int("max_object_area")
+            if self.max_object_area < self.min_object_area:
+                raise ValueError(
+                    f"AutomaticOptions.max_object_area ({self.max_object_area}) must be >= "
+                    f"min_object_area ({self.min_object_area})"
+                )
+
+
+class AutomaticObject(NamedTuple):
+    """One object of a segment-everything result (napari order).
+
+    ``bbox``: ``(y0, x0, y1, x1)`` of its pixels in the label image, ends
+    exclusive (slices); ``point``: the ``(y, x)`` prompt that produced it.
+    """
+
+    id: int
+    area: int
+    bbox: tuple[int, int, int, int]
+    predicted_iou: float
+    stability_score: float
+    point: tuple[float, float]
+
+
+class AutomaticResult(NamedTuple):
+    """``labels``: ``Y x X`` int32, 0 background, objects non-overlapping
+    (where candidate masks overlap, the higher predicted IoU wins);
+    ``objects``: one :class:`AutomaticObject` per label value, in id order."""
+
+    labels: np.ndarray
+    objects: tuple[AutomaticObject, ...]
+
+
+class MaskCandidates(NamedTuple):
+    """The generator's kept masks, before composition (Meta's output).
+
+    ``boxes``: ``N x 4`` int64 ``(x0, y0, x1, y1)`` inclusive, image pixels;
+    ``patches``: N bool arrays, each mask cut to its box
+    (``y1 - y0 + 1`` x ``x1 - x0 + 1``); ``predicted_iou``, ``stability``:
+    ``N`` float32; ``points``: ``N x 2`` float32 ``(x, y)`` prompts;
+    ``crop_boxes``: ``N x 4`` ``(x0, y0, x1, y1)`` crops, ends exclusive.
+    """
+
+    boxes: np.ndarray
+    patches: list
+    predicted_iou: np.ndarray
+    stability: np.ndarray
+    points: np.ndarray
+    crop_boxes: np.ndarray
+    size: tuple[int, int]
+
+    def mask(self, i: int) -> np.ndarray:
+        """Candidate ``i`` as a full ``H x W`` bool image."""
+        out = np.zeros(self.size, dtype=bool)
+        x0, y0, x1, y1 = (int(v) for v in self.boxes[i])
+        out[y0 : y1 + 1, x0 : x1 + 1] = self.patches[i]
+        return out
+
+    def area(self, i: int) -> int:
+        return int(self.patches[i].sum())
+
+
+# ================================================================ public API
+def segment_everything(
+    model: SAM2Model,
+    image,
+    *,
+    options: AutomaticOptions = AutomaticOptions(),
+    channel_axis: int | None = None,
+    intensity_range="auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> AutomaticResult:
+    """Every object of one 2D image as a label image.
+
+    ``image``: ``Y x X`` (any numeric dtype) or with a colour axis named by
+    ``channel_axis``; ``intensity_range`` as for :class:`FrameSource`.
+    ``progress(done, total)`` is called after each batch of prompts.
+    """
+    if not isinstance(model, SAM2Model):
+        raise TypeError(
+            f"model must be a SAM 2 network from napari_sam2.load_model, got {type(model).__name__}"
+        )
+    if not isinstance(options, AutomaticOptions):
+        raise TypeError(f"options must be an AutomaticOptions, got {type(options).__name__}")
+    source = FrameSource(image, channel_axis=channel_axis, intensity_range=intensity_range)
+    if len(source) != 1:
+        raise ValueError(
+            f"image must be one 2D image (Y x X, or with channel_axis a colour image); got shape "
+            f"{tuple(np.shape(image))}, which holds {len(source)} frames: use StackSession for stacks"
+        )
+    unit = source.normalized(0)
+    candidates = generate_masks(model, unit, options=options, progress=progress)
+    return compose_candidates(candidates, options)
+
+
+def generate_masks(
+    model: SAM2Model,
+    unit: np.ndarray,
+    *,
+    options: AutomaticOptions = AutomaticOptions(),
+    full_features: FrameFeatures | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> MaskCandidates:
+    """Meta's generator on an image already mapped to ``[0, 1]``
+    (``H x W`` or ``H x W x k``, k = 1..3). ``full_features``: the whole
+    image's features if already computed (one frame, batch 1)."""
+    if unit.ndim == 2:
+        unit = unit[:, :, None]
+    height, width = unit.shape[:2]
+    crops, layers = crop_boxes((height, width), options.crop_layers, options.crop_overlap_ratio)
+    grids = [
+        point_grid(int(options.points_per_side / options.crop_point_downscale**i))
+        for i in range(options.crop_layers + 1)
+    ]
+    if options.multimask_output is None:
+        options = replace(options, multimask_output=bool(model.config.tracking.multimask_output_in_sam))
+    total = sum(math.ceil(len(grids[layer]) / options.points_per_batch) for layer in layers)
+    done = [0, total]
+    parts = []
+    with torch.inference_mode():
+        for box, layer in zip(crops, layers):
+            if layer == 0 and full_features is not None:
+                feats = full_features
+            else:
+                feats = _encode_crop(model, unit, box)
+            parts.append(_process_crop(model, feats, box, grids[layer], (height, width), options, progress, done))
+    merged = _concat(parts, (height, width))
+    if len(crops) > 1 and len(merged.boxes):
+        crop = merged.crop_boxes.astype(np.int64)
+        areas = torch.from_numpy((crop[:, 2] - crop[:, 0]) * (crop[:, 3] - crop[:, 1]))
+        keep = box_nms(torch.from_numpy(merged.boxes).float(), 1 / areas, options.crop_nms_thresh)
+        merged = _take(merged, keep.numpy())
+    if options.min_mask_region_area > 0 and len(merged.boxes):
+        merged = remove_small_regions(merged, options.min_mask_region_area, options.box_nms_thresh)
+    return merged
+
+
+def compose_candidates(candidates: MaskCandidates, options: AutomaticOptions) -> AutomaticResult:
+    """Non-overlapping labels from candidate masks: within the area bounds,
+    higher predicted IoU (then stability) painted first, later masks only
+    on free pixels; a mask more than ``duplicate_overlap`` of which is taken
+    already, or left with fewer than ``min_object_area`` free pixels, is
+    dropped; ids 1, 2, ... in reading order of their boxes."""
+    height, width = candidates.size
+    n = len(candidates.boxes)
+    areas = np.array([candidates.area(i) for i in range(n)], dtype=np.int64)
+    upper = np.iinfo(np.int64).max if options.max_object_area is None else options.max_object_area
+    fits = (areas >= max(options.min_object_area, 1)) & (areas <= upper)
+    order = sorted(np.flatnonzero(fits), key=lambda i: (-candidates.predicted_iou[i], -candidates.stability[i], i))
+    owner = np.zeros((height, width), dtype=np.int64)  # candidate index + 1
+    least = max(options.min_object_area, 1)
+    for i in order:
+        x0, y0, x1, y1 = (int(v) for v in candidates.boxes[i])
+        window = owner[y0 : y1 + 1, x0 : x1 + 1]
+        free = candidates.patches[i] & (window == 0)
+        claimed = free.sum()
+        if claimed < least or claimed < (1.0 - options.duplicate_overlap) * areas[i]:
+            continue
+        window[free] = i + 1
+    present = np.bincount(owner.ravel(), minlength=n + 1)[1:]
+    kept = [i for i in range(n) if present[i] >= least]
+    slices = ndimage.find_objects(owner, max_label=n)
+    kept.sort(key=lambda i: (slices[i][0].start, slices[i][1].start))
+    lut = np.zeros(n + 1, dtype=np.int32)
+    objects = []
+    for new_id, i in enumerate(kept, start=1):
+        lut[i + 1] = new_id
+        sy, sx = slices[i]
+        px, py = candidates.points[i]
+        objects.append(
+            AutomaticObject(
+                id=new_id,
+                area=int(present[i]),
+                bbox=(sy.start, sx.start, sy.stop, sx.stop),
+                predicted_iou=float(candidates.predicted_iou[i]),
+                stability_score=float(candidates.stability[i]),
+                point=(float(py), float(px)),
+            )
+        )
+    return AutomaticResult(lut[owner], tuple(objects))
+
+
+# ============================================================ geometry helpers
+def point_grid(n: int) -> np.ndarray:
+    """``n*n x 2`` float64 ``(x, y)`` in ``[0, 1]``: cell centres of an n x n
+    grid, x fastest (row by row)."""
+    half = 1.0 / (2 * n)
+    ticks = np.linspace(half, 1.0 - half, n)
+    ys, xs = np.meshgrid(ticks, ticks, indexing="ij")  # (n, n) each
+    return np.stack([xs.ravel(), ys.ravel()], axis=-1)  # (n*n, 2)
+
+
+def crop_boxes(size: tuple[int, int], layers: int, overlap_ratio: float) -> tuple[list, list]:
+    """Crops ``(x0, y0, x1, y1)`` (ends exclusive) and their layer: the whole
+    image, then for layer i a ``2**i`` x ``2**i`` grid of overlapping crops."""
+    height, width = size
+    boxes, layer_of = [[0, 0, width, height]], [0]
+    for i in range(1, layers + 1):
+        per_side = 2**i
+        overlap = int(overlap_ratio * min(height, width) * (2 / per_side))
+        cw = int(math.ceil((overlap * (per_side - 1) + width) / per_side))
+        ch = int(math.ceil((overlap * (per_side - 1) + height) / per_side))
+        xs = [int((cw - overlap) * k) for k in range(per_side)]
+        ys = [int((ch - overlap) * k) for k in range(per_side)]
+        for x0 in xs:
+            for y0 in ys:
+                boxes.append([x0, y0, min(x0 + cw, width), min(y0 + ch, height)])
+                layer_of.append(i)
+    return boxes, layer_of
+
+
+def box_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy non-maximum suppression: indices kept, best score first (ties
+    in input order). A box is dropped when its IoU with a kept one exceeds
+    ``threshold``. ``boxes``: ``N x 4`` float ``(x0, y0, x1, y1)``; IoU in
+    float32 with areas ``(x1 - x0) * (y1 - y0)``."""
+    if len(boxes) == 0:
+        return torch.zeros(0, dtype=torch.int64)
+    order = torch.sort(scores, descending=True, stable=True).indices
+    b = boxes[order].float()
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lo = torch.maximum(b[:, None, :2], b[None, :, :2])  # (N, N, 2)
+    hi = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    wh = (hi - lo).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    iou = inter / (area[:, None] + area[None, :] - inter)
+    over = (iou > threshold).numpy()
+    removed = np.zeros(len(b), dtype=bool)
+    keep = []
+    for i in range(len(b)):
+        if removed[i]:
+            continue
+        keep.append(i)
+        removed |= over[i]
+    return order[torch.tensor(keep, dtype=torch.int64)]
+
+
+def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """``N x H x W`` bool -> ``N x 4`` int64 ``(x0, y0, x1, y1)`` inclusive;
+    ``(0, 0, 0, 0)`` for an empty mask."""
+    n, h, w = masks.shape
+    rows, cols = masks.any(dim=2), masks.any(dim=1)  # (N, H), (N, W)
+    ys = torch.arange(h, device=masks.device)
+    xs = torch.arange(w, device=masks.device)
+    y0 = torch.where(rows, ys, h).amin(dim=1)
+    y1 = torch.where(rows, ys, -1).amax(dim=1)
+    x0 = torch.where(cols, xs, w).amin(dim=1)
+    x1 = torch.where(cols, xs, -1).amax(dim=1)
+    box = torch.stack([x0, y0, x1, y1], dim=1)
+    empty = ~rows.any(dim=1)
+    return torch.where(empty[:, None], torch.zeros_like(box), box)
+
+
+def stability_scores(logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
+    """IoU of each ``N x H x W`` mask cut at ``threshold + offset`` and at
+    ``threshold - offset`` (the first lies inside the second)."""
+    inner = (logits > threshold + offset).sum(dim=(-2, -1))
+    outer = (logits > threshold - offset).sum(dim=(-2, -1))
+    return inner / outer
+
+
+def remove_small_regions(candidates: MaskCandidates, min_area: int, nms_threshold: float) -> MaskCandidates:
+    """Fill holes and drop islands smaller than ``min_area`` pixels
+    (8-connected; if every island is small the largest stays), then NMS
+    again with unchanged masks preferred over changed ones."""
+    height, width = candidates.size
+    full, unchanged = [], []
+    for i in range(len(candidates.boxes)):
+        mask = candidates.mask(i)
+        mask, holes = _drop_small(mask, min_area, holes=True)
+        mask, islands = _drop_small(mask, min_area, holes=False)
+        full.append(mask)
+        unchanged.append(not (holes or islands))
+    masks = torch.from_numpy(np.stack(full))
+    boxes = mask_boxes(masks)
+    keep = box_nms(boxes.float(), torch.tensor(unchanged, dtype=torch.float32), nms_threshold).numpy()
+    boxes_np = boxes.numpy()
+    patches = [full[i][y0 : y1 + 1, x0 : x1 + 1] for i, (x0, y0, x1, y1) in enumerate(boxes_np)]
+    updated = candidates._replace(boxes=boxes_np, patches=patches)
+    return _take(updated, keep)
+
+
+def _drop_small(mask: np.ndarray, min_area: int, *, holes: bool) -> tuple[np.ndarray, bool]:
+    work = ~mask if holes else mask
+    comp, n = ndimage.label(work, structure=_EIGHT)
+    if n == 0:
+        return mask, False
+    sizes = np.bincount(comp.ravel(), minlength=n + 1)[1:]
+    small = sizes < min_area
+    if not small.any():
+        return mask, False
+    if holes:
+        return mask | small[comp - 1] & (comp > 0), True
+    keep = ~small
+    if not keep.any():
+        keep[int(np.argmax(sizes))] = True
+    return (comp > 0) & keep[comp - 1], True
+
+
+# ================================================================ internals
+def _encode_crop(model: SAM2Model, unit: np.ndarray, box) -> FrameFeatures:
+    """One crop of a ``[0, 1]`` image as the image predictor feeds it:
+    bilinear antialiased resize, three channels, ImageNet normalisation."""
+    x0, y0, x1, y1 = box
+    device = model.device
+    if unit.ndim == 2:
+        unit = unit[:, :, None]
+    crop = torch.from_numpy(np.ascontiguousarray(unit[y0:y1, x0:x1])).to(device)
+    crop = crop.permute(2, 0, 1).unsqueeze(0)  # (1, k, h, w)
+    s = model.image_size
+    crop = F.interpolate(crop, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+    k = crop.shape[1]
+    if k == 1:
+        crop = crop.expand(-1, 3, -1, -1)
+    elif k == 2:
+        crop = torch.cat([crop, torch.zeros_like(crop[:, :1])], dim=1)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device)[None, :, None, None]
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device)[None, :, None, None]
+    with autocast_for(device):
+        return model.encode_image((crop - mean) / std)
+
+
+def _decode(model: SAM2Model, pix, high_res, coords, mask_input, multimask: bool):
+    """Decoder on ``B`` single positive points (model pixels, ``B x 2``)."""
+    b = coords.shape[0]
+    # one materialised copy of the features per prompt, as the reference
+    # repeats them: broadcasting instead changes the float rounding
+    pix = pix.expand(b, -1, -1, -1).contiguous()  # (B, C, S, S)
+    points = PointPrompts(coords[:, None, :], torch.ones(b, 1, dtype=torch.int32, device=coords.device))
+    with autocast_for(model.device):
+        sparse, dense = model.prompt_encoder(points, mask_input)
+        out = model.mask_decoder(
+            pix, model.prompt_encoder.dense_pe(), sparse, dense, multimask=multimask, high_res=high_res
+        )
+    return out.masks.float(), out.iou.float()  # (B, M, 4S, 4S), (B, M)
+
+
+def _process_crop(model, feats, box, grid, size, options, progress, done) -> MaskCandidates:
+    x0, y0, x1, y1 = box
+    cw, ch = x1 - x0, y1 - y0
+    height, width = size
+    s = model.image_size
+    device = model.device
+    pix = model.condition(feats.embedding, None)  # + no-memory embedding, as for an image
+    points = torch.from_numpy(grid * np.array([cw, ch], dtype=np.float64)).float()  # (P, 2) crop px
+    model_xy = points.clone()
+    model_xy[:, 0] = model_xy[:, 0] / cw
+    model_xy[:, 1] = model_xy[:, 1] / ch
+    model_xy = (model_xy * s).to(device)
+    crop_t = torch.tensor([x0, y0, x1, y1], dtype=torch.float32)
+    image_t = torch.tensor([0, 0, width, height], dtype=torch.float32)
+    parts = []
+    for start in range(0, len(points), options.points_per_batch):
+        sl = slice(start, start + options.points_per_batch)
+        low, iou = _decode(model, pix, feats.high_res, model_xy[sl], None, options.multimask_output)
+        m = low.shape[1]
+        low = low.flatten(0, 1)  # (B*M, 4S, 4S)
+        iou = iou.flatten(0, 1)
+        pts = points[sl].repeat_interleave(m, dim=0)  # (B*M, 2)
+        if options.use_m2m:
+            low, iou = _refine(model, pix, feats.high_res, model_xy[sl].repeat_interleave(m, dim=0), low, options)
+        if options.pred_iou_thresh > 0:
+            keep = iou > options.pred_iou_thresh
+            low, iou, pts = low[keep], iou[keep], pts[keep.cpu()]
+        for c in range(0, len(low), UPSAMPLE_CHUNK):
+            part = _upsampled_part(low[c : c + UPSAMPLE_CHUNK], iou[c : c + UPSAMPLE_CHUNK],
+                                   pts[c : c + UPSAMPLE_CHUNK], (ch, cw), options, crop_t, image_t, box, size)
+            if part is not None:
+                parts.append(part)
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], done[1])
+    data = _concat(parts, size)
+    if len(data.boxes) == 0:
+        return data
+    local = torch.from_numpy(data.boxes - np.array([x0, y0, x0, y0]))
+    keep = box_nms(local.float(), torch.from_numpy(data.predicted_iou), options.box_nms_thresh)
+    return _take(data, keep.numpy())
+
+
+def _refine(model, pix, high_res, coords, low, options):
+    """Mask-to-mask refinement: each mask's clamped low-res logits back in
+    as the mask prompt with its point, one output mask."""
+    outs, ious = [], []
+    for start in range(0, len(low), options.points_per_batch):
+        sl = slice(start, start + options.points_per_batch)
+        prior = low[sl].clamp(-32.0, 32.0)[:, None]  # (b, 1, 4S, 4S)
+        m, i = _decode(model, pix, high_res, coords[sl], prior, False)
+        outs.append(m[:, 0])
+        ious.append(i[:, 0])
+    return torch.cat(outs), torch.cat(ious)
+
+
+def _upsampled_part(low, iou, pts, crop_size, options, crop_t, image_t, box, size):
+    """Stability filter, binarisation, boxes and the crop-edge filter of a
+    chunk of low-res masks; returns candidates in image coordinates."""
+    if len(low) == 0:
+        return None
+    high = F.interpolate(low[:, None], size=crop_size, mode="bilinear", align_corners=False)[:, 0]
+    stab = stability_scores(high, options.mask_threshold, options.stability_score_offset)
+    if options.stability_score_thresh > 0:
+        keep = stab >= options.stability_score_thresh
+        high, iou, pts, stab = high[keep], iou[keep], pts[keep.cpu()], stab[keep]
+    if len(high) == 0:
+        return None
+    binary = high > options.mask_threshold
+    boxes = mask_boxes(binary)
+    x0, y0 = box[0], box[1]
+    shifted = boxes.float().cpu() + torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
+    near_crop = (shifted - crop_t).abs() <= CROP_EDGE_TOLERANCE
+    near_image = (shifted - image_t).abs() <= CROP_EDGE_TOLERANCE
+    cut = (near_crop & ~near_image).any(dim=1)
+    if cut.all():
+        return None
+    inside = (~cut).to(binary.device)
+    binary, boxes, iou, stab, pts = binary[inside], boxes[inside], iou[inside], stab[inside], pts[~cut]
+    boxes_np = boxes.cpu().numpy()
+    binary_np = binary.cpu().numpy()
+    patches = [binary_np[k, by0 : by1 + 1, bx0 : bx1 + 1] for k, (bx0, by0, bx1, by1) in enumerate(boxes_np)]
+    offset = np.array([x0, y0, x0, y0], dtype=np.int64)
+    n = len(boxes_np)
+    return MaskCandidates(
+        boxes=boxes_np.astype(np.int64) + offset,
+        patches=patches,
+        predicted_iou=iou.cpu().numpy().astype(np.float32),
+        stability=stab.cpu().numpy().astype(np.float32),
+        points=(pts + torch.tensor([x0, y0], dtype=torch.float32)).numpy(),
+        crop_boxes=np.tile(np.array(box, dtype=np.int64), (n, 1)),
+        size=size,
+    )
+
+
+def _concat(parts: list[MaskCandidates], size) -> MaskCandidates:
+    if not parts:
+        return MaskCandidates(
+            np.zeros((0, 4), np.int64), [], np.zeros(0, np.float32), np.zeros(0, np.float32),
+            np.zeros((0, 2), np.float32), np.zeros((0, 4), np.int64), size,
+        )
+    return MaskCandidates(
+        boxes=np.concatenate([p.boxes for p in parts]),
+        patches=[q for p in parts for q in p.patches],
+        predicted_iou=np.concatenate([p.predicted_iou for p in parts]),
+        stability=np.concatenate([p.stability for p in parts]),
+        points=np.concatenate([p.points for p in parts]),
+        crop_boxes=np.concatenate([p.crop_boxes for p in parts]),
+        size=size,
+    )
+
+
+def _take(data: MaskCandidates, index: np.ndarray) -> MaskCandidates:
+    index = np.asarray(index, dtype=np.int64)
+    return MaskCandidates(
+        boxes=data.boxes[index],
+        patches=[data.patches[i] for i in index],
+        predicted_iou=data.predicted_iou[index],
+        stability=data.stability[index],
+        points=data.points[index],
+        crop_boxes=data.crop_boxes[index],
+        size=data.size,
+    )

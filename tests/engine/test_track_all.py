@@ -1,0 +1,113 @@
+"""Track everything with the shipped demo model on small drawn scenes:
+objects of the first frame are tracked, objects that appear later are
+found at the next detection frame, objects that leave stop, and closing the
+generator cancels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_sam2 import AutomaticOptions, StackSession, load_model
+
+OPTIONS = AutomaticOptions(points_per_side=12, lost_after=2)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_model("demo", device="cpu")
+
+
+def _discs(n: int, discs, size: int = 160, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` frames of bright discs on a noisy background, and their labels.
+    ``discs``: ``(first, last, cy, cx, r, vy, vx)`` each, present on frames
+    ``first..last``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = np.zeros((n, size, size), np.uint16)
+    labels = np.zeros((n, size, size), np.int32)
+    for t in range(n):
+        signal = np.zeros((size, size))
+        for k, (first, last, cy, cx, r, vy, vx) in enumerate(discs, start=1):
+            if first <= t <= last:
+                d2 = (yy - cy - vy * t) ** 2 + (xx - cx - vx * t) ** 2
+                inside = d2 <= r * r
+                signal[inside] += 1000 + 800 * np.exp(-d2[inside] / (2 * (0.5 * r) ** 2))
+                labels[t][inside] = k
+        frame = 200 + ndimage.gaussian_filter(signal, 1.5) + 40 * rng.random((size, size))
+        image[t] = frame.astype(np.uint16)
+    return image, labels
+
+
+SCENE = [
+    (0, 7, 40, 40, 9, 0.5, 1.0),  # there all along, drifting
+    (0, 2, 110, 110, 10, 0, 0),  # leaves after frame 2
+    (4, 7, 45, 115, 9, 0, 0),  # appears on frame 4
+]
+
+
+def test_new_objects_found_and_lost_ones_stop(demo):
+    image, truth = _discs(8, SCENE)
+    session = StackSession(demo, image)
+    calls = []
+    seen = list(session.track_everything(options=OPTIONS, detect_every=2, progress=lambda d, t: calls.append((d, t))))
+    assert [f for f, _ in seen] == list(range(8))  # each frame once, in order
+    assert calls[-1] == (8, 8) and len(calls) == 8
+    for f, labels in seen:
+        assert np.array_equal(labels, session.labels[f])
+    ids_by_truth = {}
+    for k in (1, 2, 3):
+        t = SCENE[k - 1][0]
+        values, counts = np.unique(session.labels[t][truth[t] == k], return_counts=True)
+        ids_by_truth[k] = int(values[np.argmax(counts)])
+    assert all(ids_by_truth.values()), ids_by_truth
+    assert len(set(ids_by_truth.values())) == 3
+    # the late one was found on the detection frame where it first shows
+    late = ids_by_truth[3]
+    assert session.object_frames(late)[0] == 4
+    assert late > max(ids_by_truth[1], ids_by_truth[2])
+    # the one that left is no longer tracked; its frames stay in the labels
+    gone = ids_by_truth[2]
+    assert gone not in session.object_ids
+    assert session.object_frames(gone)[:3] == [0, 1, 2] and max(session.object_frames(gone)) <= 4
+    assert ids_by_truth[1] in session.object_ids and session.object_frames(ids_by_truth[1]) == list(range(8))
+
+
+def test_a_zstack_nucleus_that_begins_deeper_is_found_backward(demo):
+    image, truth = _discs(6, [(0, 5, 45, 45, 10, 0, 0), (0, 2, 105, 100, 10, 0, 0)])
+    session = StackSession(demo, image)
+    seen = [f for f, _ in session.track_everything("backward", options=OPTIONS, detect_every=2)]
+    assert seen == [5, 4, 3, 2, 1, 0]
+    # the pass starts at the last slice; detection on slices 5, 3, 1 and 0
+    # finds the second nucleus on slice 1, the first it reaches it on
+    first = int(np.bincount(session.labels[5][truth[5] == 1]).argmax())
+    second = int(np.bincount(session.labels[1][truth[1] == 2]).argmax())
+    assert first and second and first != second
+    assert session.object_frames(first) == list(range(6))
+    assert {0, 1} <= set(session.object_frames(second)) <= {0, 1, 2}
+    assert second > first
+
+
+def test_cancel_keeps_unreached_frames(demo):
+    image, _ = _discs(6, SCENE[:1])
+    session = StackSession(demo, image)
+    run = session.track_everything(options=OPTIONS, detect_every=3)
+    first = [next(run), next(run)]
+    run.close()
+    assert [f for f, _ in first] == [0, 1]
+    assert session.labels[0].any() and not session.labels[2:].any()
+    session.add_points(99, 4, [[40, 40]], [1])  # the session is usable again
+    assert 99 in session.object_ids
+
+
+def test_bad_arguments(demo):
+    session = StackSession(demo, _discs(3, SCENE[:1])[0])
+    with pytest.raises(ValueError, match="forward"):
+        session.track_everything("both")
+    with pytest.raises(ValueError, match="detect_every"):
+        session.track_everything(detect_every=0)
+    with pytest.raises(ValueError, match="start"):
+        session.track_everything(start=2, stop=1)
+    with pytest.raises(TypeError, match="AutomaticOptions"):
+        session.track_everything(options={})
