@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from napari_sam2 import StackSession
+from napari_sam2.engine.memory import stack_readouts
 from napari_sam2.model import FrameFeatures, MemoryReadout, read_memory
 from napari_sam2.model.memory_tokens import assemble_memory, one_frame
 from napari_sam2.model.sam2 import HeadOutput, StepOutput
@@ -100,8 +101,12 @@ def test_padded_memory_masks_exactly_the_missing_slots(setup):
     assert same.mask is None
 
 
-def test_memory_attention_of_different_memories_batched_equals_one_at_a_time(setup):
+@pytest.mark.parametrize("per_chunk", [None, 1, 3, 100], ids=["default", "one", "three", "all"])
+def test_memory_attention_of_different_memories_batched_equals_one_at_a_time(setup, monkeypatch, per_chunk):
+    """Whatever number of objects go through memory attention at once (padded
+    groups of similar length), the result is each object's alone."""
     model, feats, readouts = setup
+    monkeypatch.setattr(model, "objects_per_chunk", per_chunk)
     with torch.inference_mode():
         expanded = feats.embedding.expand(len(readouts), -1, -1, -1)
         assert one_frame(expanded) is not None and one_frame(feats.embedding) is None
@@ -109,10 +114,16 @@ def test_memory_attention_of_different_memories_batched_equals_one_at_a_time(set
         alone = torch.cat([model.condition(feats.embedding, r) for r in readouts])
         # also without the shared first self-attention (a copied batch)
         copied = model.condition(expanded.contiguous(), readouts)
+        # readouts of several objects each (stacked, the same frames)
+        pairs = [stack_readouts([r, r]) for r in readouts[:2]]
+        doubled = model.condition(feats.embedding.expand(4, -1, -1, -1), pairs)
     assert _gap(batched, alone) <= TOL
     assert _gap(copied, alone) <= TOL
+    assert _gap(doubled, alone[[0, 0, 1, 1]]) <= TOL
     # the objects really differ, so the comparison is not trivial
     assert _gap(alone[0], alone[1]) > 1e-2
+    with pytest.raises(ValueError, match="readouts hold 4 objects, the features 3"):
+        model.condition(feats.embedding.expand(3, -1, -1, -1), readouts)
 
 
 def test_track_step_of_different_memories_batched_equals_one_at_a_time(setup):

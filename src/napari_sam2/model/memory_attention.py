@@ -133,11 +133,29 @@ class MemoryAttention(nn.Module):
         (their image features are the same): the first layer's
         self-attention, which sees the image tokens alone, then runs once.
         ``memory_mask``: ``B x M`` bool, False for padding tokens."""
+        return self.finish(self.prepare(x, pos), memory, memory_pos, num_ptr_tokens, memory_mask)
+
+    def prepare(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """The part before any memory is read: input position encoding and
+        the first layer's self-attention (``1 or B x HW x C``)."""
         if self.pos_enc_at_input:
             x = x + 0.1 * pos
+        return self.layers[0].attend_self(x)
+
+    def finish(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_ptr_tokens: int = 0,
+        memory_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The rest, from :meth:`prepare`'s output (batch 1 or ``B``) and
+        ``B`` objects' memories: ``B x HW x C``."""
         keys = memory + memory_pos  # the same in every layer
-        for layer in self.layers:
-            x = layer.attend_self(x)
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                x = layer.attend_self(x)
             x = layer.attend_memory(x, keys, memory, num_ptr_tokens, memory_mask)
             x = layer.feed_forward(x)
         return self.norm(x)

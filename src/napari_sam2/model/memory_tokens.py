@@ -52,7 +52,7 @@ def assemble_memory(
         raise ValueError("assemble_memory needs at least one readout")
     hw, cm = grid_pos.shape
     num_slots = slot_pos.shape[0]
-    batches = [_batch(r) for r in readouts]
+    batches = [readout_batch(r) for r in readouts]
     b = sum(batches)
     m_max = max(len(r.spatial) for r in readouts)
     ptr_dim = max((r.pointers[0][1].shape[-1] for r in readouts if r.pointers), default=cm)
@@ -87,7 +87,13 @@ def assemble_memory(
     return MemoryTokens(tokens, pos, p_max, mask)
 
 
-def _batch(readout: MemoryReadout) -> int:
+def memory_length(readout: MemoryReadout) -> tuple[int, int]:
+    """(spatial memory frames, object pointers) a readout holds."""
+    return len(readout.spatial), len(readout.pointers)
+
+
+def readout_batch(readout: MemoryReadout) -> int:
+    """How many objects a readout holds."""
     if readout.spatial:
         return readout.spatial[0][1].shape[0]
     raise ValueError("a memory readout must hold at least one spatial memory")

@@ -18,7 +18,7 @@ from .common import MLP
 from .mask_decoder import MaskDecoder
 from .memory_attention import MemoryAttention
 from .memory_encoder import MemoryEncoder
-from .memory_tokens import assemble_memory, one_frame
+from .memory_tokens import MemoryTokens, assemble_memory, memory_length, one_frame, readout_batch
 from .neck import ImageEncoder
 from .position import sine_1d
 from .prompt_encoder import PAD, PointPrompts, PromptEncoder
@@ -26,6 +26,10 @@ from .tracking import MemoryReadout
 
 # mask logit given to objects predicted absent
 NO_OBJECT_LOGIT = -1024.0
+# objects that go through memory attention at once on the CPU: larger
+# batches lose to cache misses in the elementwise passes over their
+# memories (see benchmarks/README.md, many objects)
+CPU_OBJECTS_PER_CHUNK = 2
 
 
 class FrameFeatures(NamedTuple):
@@ -99,6 +103,8 @@ class SAM2Model(nn.Module):
         self.hidden_dim = dim = config.neck.d_model
         self.mem_dim = mem_dim = config.memory_encoder.out_dim
         self.num_maskmem = t.num_maskmem
+        # objects per memory-attention chunk; None: by device (see _chunks)
+        self.objects_per_chunk: int | None = None
 
         self.image_encoder = image_encoder
         self.prompt_encoder = prompt_encoder
@@ -286,21 +292,57 @@ class SAM2Model(nn.Module):
         readouts = [readout] if isinstance(readout, MemoryReadout) else list(readout)
         shared = one_frame(embedding)
         x = (embedding if shared is None else shared).flatten(2).transpose(1, 2)  # (B or 1, HW, C)
-        mem_pos = self.memory_pos().flatten(2).transpose(1, 2)[0]  # (HW, Cm)
-        memory = assemble_memory(
+        pos = self.image_pos(1).flatten(2).transpose(1, 2)  # (1, HW, C)
+        x = self.memory_attention.prepare(x, pos)
+        out = x.new_empty(b, h * w, c) if len(readouts) > 1 else None
+        for rows, chunk in self._chunks(readouts, b):
+            memory = self._memory_tokens(chunk, x.dtype)
+            y = self.memory_attention.finish(
+                x if shared is not None or out is None else x[rows],
+                memory.tokens,
+                memory.pos,
+                memory.num_ptr_tokens,
+                memory_mask=memory.mask,
+            )
+            if out is None:
+                return y.transpose(1, 2).reshape(b, c, h, w)
+            out[rows] = y
+        return out.transpose(1, 2).reshape(b, c, h, w)
+
+    def _memory_tokens(self, readouts: list[MemoryReadout], dtype: torch.dtype) -> MemoryTokens:
+        return assemble_memory(
             readouts,
-            grid_pos=mem_pos,
+            grid_pos=self.memory_pos().flatten(2).transpose(1, 2)[0],  # (HW, Cm)
             slot_pos=self.maskmem_tpos_enc.flatten(1),  # (num_maskmem, Cm)
             pointer_pos=self._pointer_pos,
-            dtype=x.dtype,
+            dtype=dtype,
         )
-        if memory.tokens.shape[0] != b:
-            raise ValueError(f"the readouts hold {memory.tokens.shape[0]} objects, the features {b}")
-        pos = self.image_pos(1).flatten(2).transpose(1, 2)  # (1, HW, C)
-        x = self.memory_attention(
-            x, pos, memory.tokens, memory.pos, memory.num_ptr_tokens, memory_mask=memory.mask
-        )
-        return x.transpose(1, 2).reshape(b, c, h, w)
+
+    def _chunks(self, readouts: list[MemoryReadout], batch: int):
+        """``(rows, readouts)`` groups that go through memory attention
+        together: all at once off the CPU; on the CPU, a few objects of
+        similar memory length at a time (shortest first), which keeps the
+        working set in cache and padding short (measured in
+        benchmarks/bench_objects.py)."""
+        sizes = [readout_batch(r) for r in readouts]
+        if sum(sizes) != batch:
+            raise ValueError(f"the readouts hold {sum(sizes)} objects, the features {batch}")
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        limit = self.objects_per_chunk
+        if limit is None:
+            limit = CPU_OBJECTS_PER_CHUNK if self.device.type == "cpu" else batch
+        if len(readouts) == 1 or limit >= batch:
+            yield slice(None), readouts
+            return
+        order = sorted(range(len(readouts)), key=lambda i: (memory_length(readouts[i]), i))
+        group: list[int] = []
+        for i in order + [None]:
+            if group and (i is None or sum(sizes[j] for j in group) + sizes[i] > limit):
+                rows = torch.cat([torch.arange(starts[j], starts[j] + sizes[j]) for j in group])
+                yield rows.to(self.device), [readouts[j] for j in group]
+                group = []
+            if i is not None:
+                group.append(i)
 
     def _pointer_pos(self, readout: MemoryReadout) -> torch.Tensor:
         """Temporal encodings of a readout's object pointers: ``P x Cm``."""
