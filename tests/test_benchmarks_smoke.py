@@ -132,3 +132,20 @@ def test_bench_automatic_quick():
         # same weights, same settings: the same masks are kept
         assert rec["ours"]["n_masks"] == rec["reference"]["n_masks"]
     assert records["segment_everything_keep_all"]["ours"]["n_masks"] > 0
+
+
+@pytest.mark.reference
+def test_bench_objects_quick():
+    _need_reference()
+    records = {r["case"]: r for r in _run("bench_objects.py")}
+    assert set(records) == {"objects_1", "objects_3", "objects_on_different_frames_3"}
+    for k in (1, 3):
+        rec = records[f"objects_{k}"]
+        assert rec["objects"] == k and rec["frames"] == 3
+        assert _number(rec["ours"]["s_per_frame"]) and _number(rec["reference"]["s_per_frame"])
+        assert _number(rec["ratio"])
+    assert records["objects_3"]["target"] == 0.8 and isinstance(records["objects_3"]["meets_target"], bool)
+    diff = records["objects_on_different_frames_3"]
+    assert diff["prompted_frames"] == [0, 1, 2] and diff["reference"] is None and diff["features_cached"]
+    assert _number(diff["ours"]["s_per_object_frame"]) and _number(diff["ours"]["same_frame_s_per_object_frame"])
+    assert _number(diff["ratio_to_same_frame"]) and isinstance(diff["meets_target"], bool)

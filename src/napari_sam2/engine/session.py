@@ -3,8 +3,8 @@ through a stack, with bounded memory.
 
 A stack is any array-like read one frame at a time along the propagation
 axis (see :class:`FrameSource`). Several objects are tracked together: they
-share one image encoding per frame and are batched through memory attention
-whenever they read the same frames. Results go into an integer label array
+share one image encoding per frame and go through one batched step per
+frame, whatever memory frames each reads. Results go into an integer label array
 (``session.labels``), each frame written whole.
 """
 
@@ -26,7 +26,7 @@ from .frames import FrameSource
 from .holes import fill_small_holes
 from .intensity import RangeKeys
 from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
-from .memory import FrameMemory, MemoryBank, stack_readouts
+from .memory import FrameMemory, MemoryBank
 from .passes import BACKWARD, FORWARD, UNTRACKED, Pass, outdated, plan
 from .prompt_records import FrameRecord, ObjectRecord
 from .prompts import (
@@ -600,23 +600,23 @@ class StackSession:
     def _track_frame(self, frame: int, objs: list[int], reverse: bool) -> FrameResult:
         feats = self._frame_features(frame)
         lows: dict[int, torch.Tensor] = {}
-        groups: dict[tuple, list] = {}
+        ids, readouts = [], []
         for obj_id in objs:
             entry = self._bank.cond_entry(obj_id, frame)
             if entry is not None:
                 lows[obj_id] = entry.logits
                 continue
-            readout = self._bank.readout(obj_id, frame, num_frames=self.num_frames, reverse=reverse)
-            groups.setdefault(readout.frames, []).append((obj_id, readout))
+            ids.append(obj_id)
+            readouts.append(self._bank.readout(obj_id, frame, num_frames=self.num_frames, reverse=reverse))
         tracking = self.model.config.tracking
         others = self._other_logits(frame, objs) if tracking.non_overlap_masks_for_mem_enc else []
-        exclusive = tracking.non_overlap_masks_for_mem_enc and bool(groups) and (len(objs) > 1 or bool(others))
+        exclusive = tracking.non_overlap_masks_for_mem_enc and bool(ids) and (len(objs) > 1 or bool(others))
         tracked: list[tuple[list[int], object, torch.Tensor | None]] = []
-        for members in groups.values():
-            ids = [m[0] for m in members]
-            readout = stack_readouts([m[1] for m in members])
+        if ids:
+            # one step for every tracked object, whatever memories each reads
+            # (padded to a common length and masked in memory attention)
             with autocast_for(self.device, self.options.autocast):
-                step = self.model.track_step(feats.expand(len(ids)), readout=readout, encode_memory=not exclusive)
+                step = self.model.track_step(feats.expand(len(ids)), readout=readouts, encode_memory=not exclusive)
             tracked.append((ids, step.head, step.memory))
         if exclusive:
             tracked = self._exclusive_memories(feats, tracked, list(lows.values()) + others)

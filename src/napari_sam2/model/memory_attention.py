@@ -28,9 +28,16 @@ class RopeAttention(Attention):
         self.rope = AxialRope(dim // num_heads, side, theta=theta)
 
     def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        num_k_exclude_rope: int = 0,
+        key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        q = self.split_heads(self.q_proj(q))  # (B, nh, Nq, hd)
+        """``q: 1 or B x Nq x C`` (one query set may serve a batch of keys),
+        ``k, v: B x Nk x kv_dim``; ``key_mask: B x Nk`` bool, True = attend."""
+        q = self.split_heads(self.q_proj(q))  # (B or 1, nh, Nq, hd)
         k = self.split_heads(self.k_proj(k))  # (B, nh, Nk, hd)
         v = self.split_heads(self.v_proj(v))
         n_rope = k.shape[-2] - num_k_exclude_rope
@@ -38,7 +45,10 @@ class RopeAttention(Attention):
         if n_rope > 0:
             repeats = n_rope // q.shape[-2]
             k[:, :, :n_rope] = self.rope.rotate(k[:, :, :n_rope], repeats=repeats)
-        return self.attend(q, k, v)
+        if q.shape[0] != k.shape[0]:
+            q = q.expand(k.shape[0], -1, -1, -1)
+        mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, Nk)
+        return self.attend(q, k, v, mask)
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -61,16 +71,39 @@ class MemoryAttentionLayer(nn.Module):
         self.dropout2 = nn.Dropout(config.dropout)
         self.dropout3 = nn.Dropout(config.dropout)
 
-    def forward(
-        self, x: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, num_ptr_tokens: int
-    ) -> torch.Tensor:
+    def attend_self(self, x: torch.Tensor) -> torch.Tensor:
         y = self.norm1(x)
-        x = x + self.dropout1(self.self_attn(y, y, y))
+        return x + self.dropout1(self.self_attn(y, y, y))
+
+    def attend_memory(
+        self,
+        x: torch.Tensor,
+        keys: torch.Tensor,
+        memory: torch.Tensor,
+        num_ptr_tokens: int,
+        memory_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``x``: ``1 or B x HW x C``; ``keys`` = memory + its position
+        encoding, ``memory``: ``B x M x Cm``; returns ``B x HW x C``."""
         y = self.norm2(x)
-        y = self.cross_attn_image(y, memory + memory_pos, memory, num_k_exclude_rope=num_ptr_tokens)
-        x = x + self.dropout2(y)
-        y = self.linear2(self.dropout(F.relu(self.linear1(self.norm3(x)))))
-        return x + self.dropout3(y)
+        y = self.cross_attn_image(y, keys, memory, num_k_exclude_rope=num_ptr_tokens, key_mask=memory_mask)
+        return x + self.dropout2(y)
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.linear1(self.norm3(x)), inplace=not torch.is_grad_enabled())
+        return x + self.dropout3(self.linear2(self.dropout(y)))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_ptr_tokens: int,
+        memory_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        x = self.attend_self(x)
+        x = self.attend_memory(x, memory + memory_pos, memory, num_ptr_tokens, memory_mask)
+        return self.feed_forward(x)
 
 
 class MemoryAttention(nn.Module):
@@ -94,9 +127,35 @@ class MemoryAttention(nn.Module):
         memory: torch.Tensor,
         memory_pos: torch.Tensor,
         num_ptr_tokens: int = 0,
+        memory_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``x``, ``pos`` may have batch 1 for ``B`` objects reading ``memory``
+        (their image features are the same): the first layer's
+        self-attention, which sees the image tokens alone, then runs once.
+        ``memory_mask``: ``B x M`` bool, False for padding tokens."""
+        return self.finish(self.prepare(x, pos), memory, memory_pos, num_ptr_tokens, memory_mask)
+
+    def prepare(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """The part before any memory is read: input position encoding and
+        the first layer's self-attention (``1 or B x HW x C``)."""
         if self.pos_enc_at_input:
             x = x + 0.1 * pos
-        for layer in self.layers:
-            x = layer(x, memory, memory_pos, num_ptr_tokens)
+        return self.layers[0].attend_self(x)
+
+    def finish(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_ptr_tokens: int = 0,
+        memory_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The rest, from :meth:`prepare`'s output (batch 1 or ``B``) and
+        ``B`` objects' memories: ``B x HW x C``."""
+        keys = memory + memory_pos  # the same in every layer
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                x = layer.attend_self(x)
+            x = layer.attend_memory(x, keys, memory, num_ptr_tokens, memory_mask)
+            x = layer.feed_forward(x)
         return self.norm(x)

@@ -6,7 +6,7 @@ the engine converts from napari's (y, x) at its edge.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,7 @@ from .common import MLP
 from .mask_decoder import MaskDecoder
 from .memory_attention import MemoryAttention
 from .memory_encoder import MemoryEncoder
+from .memory_tokens import MemoryTokens, assemble_memory, memory_length, one_frame, readout_batch
 from .neck import ImageEncoder
 from .position import sine_1d
 from .prompt_encoder import PAD, PointPrompts, PromptEncoder
@@ -25,6 +26,10 @@ from .tracking import MemoryReadout
 
 # mask logit given to objects predicted absent
 NO_OBJECT_LOGIT = -1024.0
+# objects that go through memory attention at once on the CPU: larger
+# batches lose to cache misses in the elementwise passes over their
+# memories (see benchmarks/README.md, many objects)
+CPU_OBJECTS_PER_CHUNK = 2
 
 
 class FrameFeatures(NamedTuple):
@@ -106,6 +111,8 @@ class SAM2Model(nn.Module):
         self.hidden_dim = dim = config.neck.d_model
         self.mem_dim = mem_dim = config.memory_encoder.out_dim
         self.num_maskmem = t.num_maskmem
+        # objects per memory-attention chunk; None: by device (see _chunks)
+        self.objects_per_chunk: int | None = None
 
         self.image_encoder = image_encoder
         self.prompt_encoder = prompt_encoder
@@ -282,45 +289,92 @@ class SAM2Model(nn.Module):
         return HeadOutput(low, ious, low, high, ptr, score)
 
     # ----------------------------------------------------------------- memory
-    def condition(self, embedding: torch.Tensor, readout: MemoryReadout | None) -> torch.Tensor:
+    def condition(
+        self,
+        embedding: torch.Tensor,
+        readout: MemoryReadout | Sequence[MemoryReadout] | None,
+    ) -> torch.Tensor:
         """Fuse ``B x C x S x S`` features with the memory bank; an initial
-        frame (``readout is None``) only gets the learned no-memory embedding."""
+        frame (``readout is None``) only gets the learned no-memory embedding.
+
+        ``readout`` is one readout for all ``B`` objects or a sequence of
+        readouts (each for some of the objects, in order) that may read
+        different memories: they are padded to a common length and masked
+        (:func:`assemble_memory`). When ``embedding`` is one frame expanded
+        over the objects, what is the same for all of them (the first
+        layer's self-attention) runs once.
+        """
         b, c, h, w = embedding.shape
-        x = embedding.flatten(2).transpose(1, 2)  # (B, HW, C)
         if readout is None:
+            x = embedding.flatten(2).transpose(1, 2)  # (B, HW, C)
             x = x + self.no_mem_embed
             return x.transpose(1, 2).reshape(b, c, h, w)
+        readouts = [readout] if isinstance(readout, MemoryReadout) else list(readout)
+        shared = one_frame(embedding)
+        x = (embedding if shared is None else shared).flatten(2).transpose(1, 2)  # (B or 1, HW, C)
+        pos = self.image_pos(1).flatten(2).transpose(1, 2)  # (1, HW, C)
+        x = self.memory_attention.prepare(x, pos)
+        out = x.new_empty(b, h * w, c) if len(readouts) > 1 else None
+        for rows, chunk in self._chunks(readouts, b):
+            memory = self._memory_tokens(chunk, x.dtype)
+            y = self.memory_attention.finish(
+                x if shared is not None or out is None else x[rows],
+                memory.tokens,
+                memory.pos,
+                memory.num_ptr_tokens,
+                memory_mask=memory.mask,
+            )
+            if out is None:
+                return y.transpose(1, 2).reshape(b, c, h, w)
+            out[rows] = y
+        return out.transpose(1, 2).reshape(b, c, h, w)
+
+    def _memory_tokens(self, readouts: list[MemoryReadout], dtype: torch.dtype) -> MemoryTokens:
+        return assemble_memory(
+            readouts,
+            grid_pos=self.memory_pos().flatten(2).transpose(1, 2)[0],  # (HW, Cm)
+            slot_pos=self.maskmem_tpos_enc.flatten(1),  # (num_maskmem, Cm)
+            pointer_pos=self._pointer_pos,
+            dtype=dtype,
+        )
+
+    def _chunks(self, readouts: list[MemoryReadout], batch: int):
+        """``(rows, readouts)`` groups that go through memory attention
+        together: all at once off the CPU; on the CPU, a few objects of
+        similar memory length at a time (shortest first), which keeps the
+        working set in cache and padding short (measured in
+        benchmarks/bench_objects.py)."""
+        sizes = [readout_batch(r) for r in readouts]
+        if sum(sizes) != batch:
+            raise ValueError(f"the readouts hold {sum(sizes)} objects, the features {batch}")
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        limit = self.objects_per_chunk
+        if limit is None:
+            limit = CPU_OBJECTS_PER_CHUNK if self.device.type == "cpu" else batch
+        if len(readouts) == 1 or limit >= batch:
+            yield slice(None), readouts
+            return
+        order = sorted(range(len(readouts)), key=lambda i: (memory_length(readouts[i]), i))
+        group: list[int] = []
+        for i in order + [None]:
+            if group and (i is None or sum(sizes[j] for j in group) + sizes[i] > limit):
+                rows = torch.cat([torch.arange(starts[j], starts[j] + sizes[j]) for j in group])
+                yield rows.to(self.device), [readouts[j] for j in group]
+                group = []
+            if i is not None:
+                group.append(i)
+
+    def _pointer_pos(self, readout: MemoryReadout) -> torch.Tensor:
+        """Temporal encodings of a readout's object pointers: ``P x Cm``."""
         t = self.config.tracking
-        tokens, token_pos = [], []
-        mem_pos = self.memory_pos().flatten(2).transpose(1, 2)  # (1, HW, Cm)
-        for t_pos, feats in readout.spatial:
-            tokens.append(feats.flatten(2).transpose(1, 2).to(x.dtype))  # (B, HW, Cm)
-            tpos = self.maskmem_tpos_enc[self.num_maskmem - t_pos - 1]  # (1, 1, Cm)
-            token_pos.append((mem_pos + tpos).expand(b, -1, -1))
-        num_ptr_tokens = 0
-        if readout.pointers:
-            offsets = [o for o, _ in readout.pointers]
-            ptrs = torch.stack([p for _, p in readout.pointers], dim=1)  # (B, P, C)
-            if t.add_tpos_enc_to_obj_ptrs:
-                span = max(readout.max_pointers - 1, 1)
-                rel = torch.tensor(offsets, dtype=torch.float32, device=x.device) / span
-                tdim = c if t.proj_tpos_enc_in_obj_ptrs else self.mem_dim
-                ppos = self.obj_ptr_tpos_proj(sine_1d(rel, tdim))  # (P, Cm)
-            else:
-                ppos = ptrs.new_zeros(len(offsets), self.mem_dim)
-            ppos = ppos.unsqueeze(0).expand(b, -1, -1)  # (B, P, Cm)
-            if self.mem_dim < c:
-                split = c // self.mem_dim
-                ptrs = ptrs.reshape(b, len(offsets) * split, self.mem_dim)  # (B, P*split, Cm)
-                ppos = ppos.repeat_interleave(split, dim=1)
-            tokens.append(ptrs.to(x.dtype))
-            token_pos.append(ppos)
-            num_ptr_tokens = ptrs.shape[1]
-        memory = torch.cat(tokens, dim=1)  # (B, M, Cm)
-        memory_pos = torch.cat(token_pos, dim=1)
-        pos = self.image_pos(b).flatten(2).transpose(1, 2)  # (B, HW, C)
-        x = self.memory_attention(x, pos, memory, memory_pos, num_ptr_tokens)
-        return x.transpose(1, 2).reshape(b, c, h, w)
+        offsets = [o for o, _ in readout.pointers]
+        device = self.device
+        if not t.add_tpos_enc_to_obj_ptrs:
+            return torch.zeros(len(offsets), self.mem_dim, device=device)
+        span = max(readout.max_pointers - 1, 1)
+        rel = torch.tensor(offsets, dtype=torch.float32, device=device) / span
+        tdim = self.hidden_dim if t.proj_tpos_enc_in_obj_ptrs else self.mem_dim
+        return self.obj_ptr_tpos_proj(sine_1d(rel, tdim))  # (P, Cm)
 
     def encode_memory(
         self,
@@ -339,7 +393,8 @@ class SAM2Model(nn.Module):
         else:
             m = torch.sigmoid(high_res_masks)
         m = m * t.sigmoid_scale_for_mem_enc + t.sigmoid_bias_for_mem_enc
-        feats = self.memory_encoder(embedding, m).features
+        shared = one_frame(embedding)  # one frame for all objects: project it once
+        feats = self.memory_encoder(embedding if shared is None else shared, m).features
         if self.no_obj_embed_spatial is not None:
             absent = 1.0 - (object_score_logits > 0).float()  # (B, 1)
             feats = feats + absent[..., None, None] * self.no_obj_embed_spatial[..., None, None]
@@ -350,7 +405,7 @@ class SAM2Model(nn.Module):
         self,
         features: FrameFeatures,
         *,
-        readout: MemoryReadout | None,
+        readout: MemoryReadout | Sequence[MemoryReadout] | None,
         points: PointPrompts | None = None,
         mask: torch.Tensor | None = None,
         prev_logits: torch.Tensor | None = None,
@@ -359,7 +414,9 @@ class SAM2Model(nn.Module):
         """Segment one frame for a batch of objects.
 
         ``readout`` is the memory to read (``None`` marks an initial
-        conditioning frame: no memory). ``points`` and ``mask`` are this
+        conditioning frame: no memory), one for all objects or a sequence
+        of readouts of different memories, batched together (see
+        :meth:`condition`). ``points`` and ``mask`` are this
         frame's prompts; ``prev_logits`` (``B x 1 x 4S x 4S``) are earlier
         logits fed back with correction clicks.
         """

@@ -45,9 +45,12 @@ class Attention(nn.Module):
         b, h, n, d = x.shape
         return x.transpose(1, 2).reshape(b, n, h * d)  # (B, N, C)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``mask``: bool, broadcast to ``B x nh x Nq x Nk``, True = attend."""
         p = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.out_proj(self.merge_heads(out))
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
