@@ -35,6 +35,7 @@ from ._qt.controls import HELP, NEW_LABELS, Controls
 from ._qt.history import LabelsHistory
 from ._qt.jobs import Stack
 from ._qt.layer_binding import LayerBinding
+from ._qt.steps import PromptState, StepHistory, snapshot, write_prompt_layers
 from .layers import infer_axis, next_object_id
 
 __all__ = ["SAM2Widget"]
@@ -92,6 +93,12 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._drawing_box = False
         self._quiet = 0  # > 0 while the widget edits the prompt layers itself
         self._history = LabelsHistory()
+        self._steps = StepHistory(restore=self._restore_state)
+        self._masks: dict = {}  # (object, frame) -> PaintedMask: mask prompts
+        # prompts an undo/redo put back, for the next sync (see SyncJob.restored)
+        self._restored: dict | None = None
+        self._restored_stack: Stack | None = None
+        self._committing = False  # while the widget adds a step to the labels' history
         self._closed = False
 
         self._connect_controls()
@@ -129,7 +136,9 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self.backward_button.clicked.connect(lambda: self.propagate("backward"))
         self.both_button.clicked.connect(lambda: self.propagate("both"))
         self.stop_button.clicked.connect(lambda: self.stop())
-        self.reset_button.clicked.connect(lambda: self.reset())
+        self.reset_button.clicked.connect(lambda: self.reset(confirm=True))
+        self.undo_button.clicked.connect(lambda: self.undo())
+        self.redo_button.clicked.connect(lambda: self.redo())
         self.range_box.toggled.connect(lambda _on: self._update_buttons())
 
     def _on_model_failed(self, message: str) -> None:
@@ -251,7 +260,9 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._labels = None
         self._setup_prompt_layers()
         self._adopt_labels(self._find_default_labels())
+        self._masks = {}
         self.object_list.set_ids(self._prompted_objects())
+        self._steps.reset(self._snapshot())
         self._refresh_layer_choices()
         self._refresh_axis_choices()
         self._update_defaults()
@@ -307,8 +318,12 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if not self._ensure_layers():
             self._error("choose an image first")
             return None
-        labels = self._labels.data
-        obj = next_object_id(labels, self.objects)
+        obj = self._add_object()
+        self._record_step()
+        return obj
+
+    def _add_object(self) -> int:
+        obj = next_object_id(self._labels.data, self.objects)
         self.object_list.add(obj)
         self._update_buttons()
         return obj
@@ -373,43 +388,127 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
 
     def clear_object(self, obj: int | None = None) -> None:
         """Remove an object's prompts and its masks on every frame (one undo step)."""
+        self._clear(obj, delete=False)
+
+    def delete_object(self, obj: int | None = None) -> None:
+        """Clear an object and remove it from the list (one undo step)."""
+        self._clear(obj, delete=True)
+
+    def _clear(self, obj: int | None, *, delete: bool) -> None:
         obj = self.current_object if obj is None else int(obj)
-        if obj is None or self._propagation is not None:
+        if obj is None or self._propagation is not None or not self._ensure_layers():
             return
         self._delete_prompts(obj)
-        self._want_clear.append(obj)
+        self._masks = {k: v for k, v in self._masks.items() if k[0] != obj}
+        if delete and obj in self.objects:
+            self.object_list.remove(obj)
+            self._update_defaults()
+            self._update_buttons()
+        session = self._session
+        if session is not None and obj in session.object_ids:
+            self._want_clear.append(obj)  # its pixels go in the same step
+        else:
+            self._record_step()
         self._schedule_sync()
         self._kick()
 
-    def delete_object(self, obj: int | None = None) -> None:
-        """Clear an object and remove it from the list."""
-        obj = self.current_object if obj is None else int(obj)
-        if obj is None or self._propagation is not None:
-            return
-        self.clear_object(obj)
-        self.object_list.remove(obj)
-        self._update_defaults()
-        self._update_buttons()
-
-    def reset(self) -> None:
-        """Forget all objects and prompts (the labels stay as they are)."""
+    def reset(self, *, confirm: bool = False) -> bool:
+        """Forget all objects and prompts (the labels stay as they are); one
+        undo step. With ``confirm`` (the Reset button) a dialog asks first.
+        Returns whether it was done."""
         if self._propagation is not None:
             self._error("stop the propagation first")
-            return
+            return False
+        if confirm and not self._confirm_reset():
+            return False
         self._quiet += 1
         try:
             if self._points is not None and len(self._points.data):
                 self._points.data = np.zeros((0, self._points.ndim))
             if self._shapes is not None and self._shapes.nshapes:
-                self._shapes.data = []
+                self._shapes.selected_data = set(range(self._shapes.nshapes))
+                self._shapes.remove_selected()
         finally:
             self._quiet -= 1
+        self._masks = {}
         self._forget_session()
         self._want_clear = []
         self.object_list.set_ids([])
         self._update_defaults()
         self._update_buttons()
-        self._set_status("Reset: no objects. " + HELP)
+        self._record_step()
+        self._set_status("Reset: no objects (Undo brings them back). " + HELP)
+        return True
+
+    def _confirm_reset(self) -> bool:
+        from qtpy.QtWidgets import QMessageBox
+
+        n = len(self.objects)
+        answer = QMessageBox.question(
+            self,
+            "Reset SAM 2",
+            f"Forget all {n} object(s) and their prompts? The labels stay; Undo brings them back.",
+            QMessageBox.Reset | QMessageBox.Cancel,
+            QMessageBox.Cancel,
+        )
+        return answer == QMessageBox.Reset
+
+    def undo(self) -> None:
+        """Undo the last step (as Ctrl-Z in the Labels layer does)."""
+        if self._labels is not None:
+            self._labels.undo()
+
+    def redo(self) -> None:
+        """Redo the last undone step (Ctrl-Shift-Z in the Labels layer)."""
+        if self._labels is not None:
+            self._labels.redo()
+
+    # ================================================================ steps
+    def _snapshot(self) -> PromptState:
+        return snapshot(self.objects, self.current_object, self._points, self._shapes, self._masks)
+
+    def _record_step(self) -> None:
+        """A step without pixel changes (new object, reset, ...), if the
+        prompt state changed."""
+        after = self._snapshot()
+        before = self._steps.state
+        if self._labels is None or after.same(before):
+            return
+        self._steps.record(self._labels, before if before is not None else after, after)
+
+    def _step_marker(self, layer, after: PromptState):
+        """``marker(pixels_changed)`` for ``LabelsHistory.commit``."""
+        def make(pixels: bool):
+            before = self._steps.state
+            if not pixels and after.same(before):
+                return None
+            return self._steps.marker(
+                before if before is not None else after, after, ndim=layer.ndim, dtype=layer.data.dtype
+            )
+
+        return make
+
+    def _restore_state(self, state: PromptState, undone: bool) -> None:
+        """Undo/redo: put the prompt layers and objects back as in ``state``;
+        the engine follows with the next sync (the labels are napari's)."""
+        if self._propagation is not None:
+            self.stop()
+        self._quiet += 1
+        try:
+            write_prompt_layers(state, self._points, self._shapes)
+        finally:
+            self._quiet -= 1
+        self._masks = state.mask_dict()
+        self.object_list.set_ids(state.objects, current=state.current)
+        self._on_colours()
+        self._update_defaults()
+        self._update_buttons()
+        stack = self._current_stack() if self._model is not None else None
+        if stack is not None:
+            self._restored, self._restored_stack = self._wanted_prompts(stack.axis, dict(stack.index)), stack
+        self._schedule_sync()
+        what = "Undone" if undone else "Redone"
+        self._set_status(f"{what}: objects, prompts and labels as they were. " + HELP)
 
     # ================================================================ teardown
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
@@ -432,5 +531,4 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         ):
             emitter.disconnect(slot)
         self._detach_prompt_layers()
-        if self._labels is not None:
-            self._labels.events.colormap.disconnect(self._on_colours)
+        self._release_labels()

@@ -39,6 +39,7 @@ __all__ = [
     "labels_view",
     "layer_indices",
     "next_object_id",
+    "painted_values",
     "plan_prompt_edits",
     "points_to_prompts",
     "rectangles_to_boxes",
@@ -184,6 +185,53 @@ def history_atom(
     return layer_indices(frame, ys, xs, axis=axis, index=index, ndim=ndim), old, new
 
 
+def painted_values(atoms, *, axis: int | None, index: Mapping[int, int]) -> dict[int, set[int]]:
+    """``{frame: label values}`` that a Labels-layer edit touched (old and
+    new values), from the edit's history atoms: napari's ``(indices, old,
+    new)`` tuples or its mask-based atoms (``slice_key``, ``old_values``,
+    ``new_value``). Only pixels on the slice held by ``index`` count;
+    ``axis`` None: a single image (frame 0). Unknown atoms are skipped."""
+    out: dict[int, set[int]] = {}
+
+    def note(frames, values) -> None:
+        for f in frames:
+            out.setdefault(int(f), set()).update(int(v) for v in values)
+
+    for atom in atoms:
+        key = getattr(atom, "slice_key", None)
+        if key is not None:
+            ok = all(
+                isinstance(key[a], slice) and (key[a].start or 0) <= p < (key[a].stop if key[a].stop is not None else p + 1)
+                or (not isinstance(key[a], slice) and int(key[a]) == p)
+                for a, p in index.items()
+            )
+            if not ok:
+                continue
+            values = set(np.unique(np.asarray(atom.old_values)).tolist()) | {int(atom.new_value)}
+            if axis is None:
+                frames = [0]
+            else:
+                k = key[axis]
+                frames = range(k.start or 0, k.stop) if isinstance(k, slice) else [int(k)]
+            note(frames, values)
+        elif isinstance(atom, tuple) and len(atom) == 3:
+            indices, old, new = atom
+            if not isinstance(indices, tuple) or not len(indices) or not isinstance(old, np.ndarray):
+                continue
+            keep = np.ones(len(indices[0]), dtype=bool)
+            for a, p in index.items():
+                keep &= np.asarray(indices[a]) == p
+            if not keep.any():
+                continue
+            new = np.asarray(new)
+            values = set(np.unique(old[keep]).tolist()) | set(
+                np.unique(new[keep] if new.ndim else new).tolist()
+            )
+            frames = [0] if axis is None else np.unique(np.asarray(indices[axis])[keep])
+            note(frames, values)
+    return out
+
+
 def next_object_id(labels: np.ndarray | None, objects: Iterable[int] = ()) -> int:
     """The next free label id: one above both the highest value in
     ``labels`` and the highest existing object id."""
@@ -196,11 +244,18 @@ def next_object_id(labels: np.ndarray | None, objects: Iterable[int] = ()) -> in
 # ----------------------------------------------------------------- prompts
 class FramePrompt(NamedTuple):
     """One object's prompts on one frame: an optional box ``(y0, x0, y1, x1)``
-    and clicks ``((y, x), ...)`` with ``labels`` (1 positive, 0 negative)."""
+    and clicks ``((y, x), ...)`` with ``labels`` (1 positive, 0 negative),
+    or a ``mask`` (an object with a ``Y x X`` bool ``array`` and value
+    equality, e.g. a painted correction) instead of both."""
 
     box: tuple[float, float, float, float] | None = None
     points: tuple[tuple[float, float], ...] = ()
     labels: tuple[int, ...] = ()
+    mask: object = None
+
+    @property
+    def empty(self) -> bool:
+        return self.box is None and not self.points and self.mask is None
 
 
 def _on_slice(coords: np.ndarray, axis: int | None, index: Mapping[int, int]) -> np.ndarray:
@@ -284,11 +339,17 @@ def rectangles_to_boxes(
 def collect_prompts(
     points: Mapping[tuple[int, int], tuple[np.ndarray, np.ndarray]],
     boxes: Mapping[tuple[int, int], tuple[float, float, float, float]],
+    masks: Mapping[tuple[int, int], object] | None = None,
 ) -> dict[tuple[int, int], FramePrompt]:
-    """Merge :func:`points_to_prompts` and :func:`rectangles_to_boxes` into
-    ``{(object, frame): FramePrompt}``."""
+    """Merge :func:`points_to_prompts`, :func:`rectangles_to_boxes` and mask
+    prompts into ``{(object, frame): FramePrompt}``; where an object has a
+    mask on a frame, the mask is its prompt there (points and box ignored)."""
+    masks = dict(masks or {})
     out = {}
-    for key in sorted(set(points) | set(boxes)):
+    for key in sorted(set(points) | set(boxes) | set(masks)):
+        if key in masks:
+            out[key] = FramePrompt(mask=masks[key])
+            continue
         yx, labs = points.get(key, (np.zeros((0, 2)), np.zeros(0, dtype=np.int64)))
         out[key] = FramePrompt(
             box=boxes.get(key),
@@ -329,13 +390,15 @@ def plan_prompt_edits(
         if old == new:
             continue
         obj, frame = key
-        if new is None or (new.box is None and not new.points):
+        if new is None or new.empty:
             if old is not None:
                 edits.append(PromptEdit(obj, frame, "clear", FramePrompt()))
             continue
         n = len(old.points) if old is not None else 0
         if (
             old is not None
+            and old.mask is None
+            and new.mask is None
             and old.box == new.box
             and new.points[:n] == old.points
             and new.labels[:n] == old.labels

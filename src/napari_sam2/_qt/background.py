@@ -103,6 +103,8 @@ class BackgroundWork:
             self._error(f"cannot read the prompts: {exc}")
             return
         session = self._session if stack.same(self._stack) else None
+        restored = self._restored if stack.same(self._restored_stack) else None
+        self._restored = self._restored_stack = None
         if session is not None and wanted == self._applied:
             return self._kick_later()
         job = SyncJob(
@@ -114,6 +116,8 @@ class BackgroundWork:
             applied=self._applied if session is not None else {},
             wanted=wanted,
             generation=self._generation,
+            restored=restored,
+            state=self._snapshot(),
         )
         if session is None:
             self._set_status("Preparing the stack…")
@@ -128,7 +132,8 @@ class BackgroundWork:
             self._error(result.message)
             return
         job = result.job
-        self._record(result.changes, job.stack)
+        if job.restored is None or result.changes:
+            self._record(result.changes, job.stack, job.state)
         if job.generation == self._generation and job.stack.same(self._current_stack()):
             self._session, self._stack, self._applied = result.session, job.stack, result.applied
         for message in result.errors:
@@ -136,20 +141,26 @@ class BackgroundWork:
         if result.changes:
             self._set_status(f"Segmented frame {', '.join(str(c[0]) for c in result.changes)}")
 
-    def _record(self, changes, stack: Stack) -> None:
+    def _record(self, changes, stack: Stack, state) -> None:
         """One undo step for frames written by a click/box/clear."""
         for frame, previous, labels in changes:
             self._history.add_frame(frame, previous, labels)
-        self._commit(stack)
+        self._commit(stack, state)
 
-    def _commit(self, stack: Stack) -> bool:
-        """Record the collected changes as one undo step of the labels layer."""
+    def _commit(self, stack: Stack, state) -> bool:
+        """Record the collected changes, and the widget's prompt ``state``
+        they go with, as one undo step of the labels layer."""
         axis, index, ndim = stack.axis, dict(stack.index), stack.labels.ndim
 
         def to_indices(frame, ys, xs):
             return layer_indices(frame, ys, xs, axis=axis, index=index, ndim=ndim)
 
-        return self._history.commit(stack.labels, to_indices, key=(stack.axis, stack.index))
+        marker = self._step_marker(stack.labels, state) if stack.labels is self._labels else None
+        self._committing = True
+        try:
+            return self._history.commit(stack.labels, to_indices, key=(stack.axis, stack.index), marker=marker)
+        finally:
+            self._committing = False
 
     # ---------------------------------------------------------------- prepare
     def _start_prepare(self) -> None:
@@ -172,7 +183,7 @@ class BackgroundWork:
 
     # ---------------------------------------------------------------- clear
     def _start_clear(self, objects: list[int]) -> None:
-        session, stack = self._session, self._stack
+        session, stack, state = self._session, self._stack, self._snapshot()
 
         def done(result):
             if isinstance(result, Failure):
@@ -181,7 +192,7 @@ class BackgroundWork:
             for frame, ys, xs, obj, width in result.pixels:
                 old = np.full(len(ys), obj, dtype=stack.labels.data.dtype)
                 self._history.add_pixels(frame, ys, xs, old, np.zeros_like(old), width=width)
-            self._commit(stack)
+            self._commit(stack, state)
             self._applied = {k: v for k, v in self._applied.items() if k[0] not in objects}
 
         self._task = run_function(clear_work, session, objects, done=done, finished=self._task_finished)
@@ -207,7 +218,7 @@ class BackgroundWork:
         worker = run_generator(
             with_progress, results, counter, yielded=self._on_frame, finished=self._on_propagation_finished
         )
-        self._propagation = (worker, stack)
+        self._propagation = (worker, stack, self._snapshot())
         self._update_buttons()
 
     def _on_frame(self, item) -> None:
@@ -240,11 +251,11 @@ class BackgroundWork:
         stack.labels.refresh()
 
     def _on_propagation_finished(self) -> None:
-        worker, stack = self._propagation
+        worker, stack, state = self._propagation
         self._propagation = None
         stopped = self._stopping
         self._stopping = False
-        self._commit(stack)
+        self._commit(stack, state)
         done, total = self.progress.value(), self.progress.maximum()
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)

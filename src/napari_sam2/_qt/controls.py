@@ -98,7 +98,20 @@ class Controls(QWidget):
         grid.addWidget(self.progress, 3, 0, 1, 2)
         grid.addWidget(self.stop_button, 3, 2)
 
-        self.reset_button = QPushButton("Reset (forget all objects and prompts)")
+        self.undo_button = QPushButton("Undo")
+        self.redo_button = QPushButton("Redo")
+        self.undo_button.setToolTip(
+            "Undo the last step: objects, prompts and labels together (Ctrl-Z in the labels layer)"
+        )
+        self.redo_button.setToolTip("Redo the last undone step (Ctrl-Shift-Z in the labels layer)")
+        self.reset_button = QPushButton("Reset…")
+        self.reset_button.setToolTip(
+            "Forget all objects and prompts (asks first; the labels stay; Undo brings them back)"
+        )
+        history = QHBoxLayout()
+        history.addWidget(self.undo_button)
+        history.addWidget(self.redo_button)
+        history.addWidget(self.reset_button)
         self.status = QLabel("Choose an image and load a model")
         self.status.setWordWrap(True)
 
@@ -107,14 +120,14 @@ class Controls(QWidget):
         layout.addWidget(self.model_panel)
         layout.addWidget(objects)
         layout.addWidget(track)
-        layout.addWidget(self.reset_button)
+        layout.addLayout(history)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
     def enable(self, *, have_image: bool, running: bool, stopping: bool) -> None:
         """Enable what can be used now (while propagating: only Stop)."""
         for button in (self.forward_button, self.backward_button, self.both_button,
-                       self.new_button, self.reset_button):
+                       self.new_button, self.reset_button, self.undo_button, self.redo_button):
             button.setEnabled(have_image and not running)
         self.stop_button.setEnabled(running and not stopping)
         has_object = self.object_list.current_id is not None

@@ -43,6 +43,10 @@ class SyncJob(NamedTuple):
     applied: dict
     wanted: dict
     generation: int
+    # prompts an undo/redo put back ({(object, frame): FramePrompt}): their
+    # frames show the restored labels already and are not decoded again
+    restored: dict | None = None
+    state: object = None  # the widget's prompt state the job brings the engine to
 
 
 class SyncResult(NamedTuple):
@@ -104,10 +108,14 @@ def sync_work(job: SyncJob, model) -> SyncResult:
     for edit in plan_prompt_edits(applied, job.wanted):
         key = (edit.obj, edit.frame)
         applied[key] = job.wanted.get(key, FramePrompt())
-        frames.add(edit.frame)
+        restored = job.restored is not None and job.restored.get(key, FramePrompt()) == applied[key]
+        if not restored and edit.prompt.mask is None:
+            frames.add(edit.frame)  # a mask prompt's frame shows it already
         try:
             if edit.kind in ("replace", "clear") and edit.obj in known:
                 session.clear_frame(edit.obj, edit.frame)
+            if edit.prompt.mask is not None:
+                session.add_mask(edit.obj, edit.frame, edit.prompt.mask.array)
             if edit.prompt.box is not None:
                 session.add_box(edit.obj, edit.frame, edit.prompt.box)
             if edit.prompt.points:
