@@ -15,7 +15,7 @@ import time
 import numpy as np
 from qtpy.QtCore import QTimer
 
-from ..layers import data_position, fixed_index, layer_indices
+from ..layers import data_position, fixed_index, labels_view, layer_indices
 from .controls import HELP
 from .jobs import Counter, Stack, SyncJob, clear_work, image_snapshot, sync_work, with_progress
 from .tasks import Failure, run_function, run_generator
@@ -230,7 +230,7 @@ class BackgroundWork:
         result, done, total = item
         stack = self._propagation[1]
         layer = stack.labels
-        self._history.add_frame(result.frame, result.previous, result.labels)
+        self._history.add_frame(result.frame, result.previous, self._keep_paint(stack, result))
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         if self._stopping:
@@ -240,6 +240,21 @@ class BackgroundWork:
             self._show_frame(stack, result.frame)
         elif self._current_frame() == result.frame:
             layer.refresh()
+
+    def _keep_paint(self, stack: Stack, result) -> np.ndarray:
+        """The frame as written, with painted mask prompts put back exactly
+        (the engine writes a prompted frame from its low-resolution mask)."""
+        masks = [(obj, m.array) for (obj, f), m in self._masks.items()
+                 if f == result.frame and obj in result.object_ids]
+        if not masks or stack.labels is not self._labels:
+            return result.labels
+        view = labels_view(stack.labels.data, stack.axis, dict(stack.index))
+        frame = np.array(view[result.frame], copy=True)
+        for obj, mask in masks:
+            frame[(frame == obj) & ~mask] = 0
+            frame[mask] = obj
+        view[result.frame] = frame
+        return frame
 
     def _show_frame(self, stack: Stack, frame: int) -> None:
         image = stack.image
