@@ -99,6 +99,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._restored: dict | None = None
         self._restored_stack: Stack | None = None
         self._committing = False  # while the widget adds a step to the labels' history
+        self._labels_removed: str | None = None  # name of a labels layer the user removed
+        self._frames_seen: set[int] = set()  # frames written by the running propagation
         self._closed = False
 
         self._connect_controls()
@@ -119,6 +121,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if model is not None:
             self.set_model(model)
         self._update_buttons()
+        self._set_status(self._ready_text())
 
     def _connect_controls(self) -> None:
         self.model_panel.loaded.connect(lambda model, _text: self.set_model(model))
@@ -150,7 +153,18 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             have_image=self._image is not None,
             running=self._propagation is not None,
             stopping=self._stopping,
+            stack=self._image is None or self._axis is not None,
         )
+
+    def _ready_text(self) -> str:
+        """What to do next, when nothing else is worth saying."""
+        if self._image is None:
+            return "Choose an image layer to segment."
+        if self._model is None:
+            return f"Load a model (above) to segment {self._image.name!r}."
+        if self._axis is None:
+            return "A single image: prompts segment it (nothing to propagate). " + HELP
+        return HELP
 
     # ================================================================ public API
     @property
@@ -199,6 +213,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         return bool(
             self._task is not None
             or self._propagation is not None
+            or self._drawing_box  # a box being drawn is applied once released
             or self.model_panel.busy
             or self._sync_timer.isActive()
             or self._want_sync
@@ -229,7 +244,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self.model_panel.status.setText(
             f"Model: {model.config.name} at {model.image_size} px on {model.device}"
         )
-        self._set_status("Model ready. " + HELP)
+        self._set_status("Model ready. " + self._ready_text())
         self._want_prepare = True
         self._kick()
 
@@ -269,6 +284,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._want_prepare = True
         self._schedule_sync()
         self._update_buttons()
+        self._set_status(self._ready_text())
         return True
 
     def set_labels(self, layer=None) -> bool:
@@ -365,6 +381,9 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             return
         if self._image is None:
             self._error("choose an image first")
+            return
+        if self._axis is None:
+            self._error("a single 2D image has no other frames to propagate to")
             return
         if self._model is None and not self.model_panel.busy:
             self._error("load a model first")

@@ -16,7 +16,6 @@ import numpy as np
 from qtpy.QtCore import QTimer
 
 from ..layers import data_position, fixed_index, labels_view, layer_indices
-from .controls import HELP
 from .jobs import Counter, Stack, SyncJob, clear_work, image_snapshot, sync_work, with_progress
 from .tasks import Failure, run_function, run_generator
 
@@ -177,7 +176,7 @@ class BackgroundWork:
             if isinstance(result, Failure):
                 self._error(f"could not encode frame {frame}: {result.message}")
             else:
-                self._set_status(f"Frame {frame} ready ({time.monotonic() - started:.1f} s). " + HELP)
+                self._set_status(f"Frame {frame} ready ({time.monotonic() - started:.1f} s). " + self._ready_text())
 
         self._task = run_function(session.prepare_frame, frame, done=done, finished=self._task_finished)
 
@@ -213,7 +212,9 @@ class BackgroundWork:
             self._error(str(exc))
             return
         self._stopping = False
+        self._frames_seen = set()
         self.progress.setRange(0, 0)
+        self.progress.setTextVisible(True)
         self._set_status(f"Propagating {direction}…")
         worker = run_generator(
             with_progress, results, counter, yielded=self._on_frame, finished=self._on_propagation_finished
@@ -231,11 +232,12 @@ class BackgroundWork:
         stack = self._propagation[1]
         layer = stack.labels
         self._history.add_frame(result.frame, result.previous, self._keep_paint(stack, result))
+        self._frames_seen.add(result.frame)  # "both" passes the prompted frame twice
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         if self._stopping:
             return
-        self._set_status(f"Propagating: frame {result.frame} ({done} of {total})")
+        self._set_status(f"Propagating: frame {result.frame} ({_frames(len(self._frames_seen))} done)")
         if self.follow_box.isChecked() and stack.axis is not None and stack.image in self.viewer.layers:
             self._show_frame(stack, result.frame)
         elif self._current_frame() == result.frame:
@@ -271,14 +273,19 @@ class BackgroundWork:
         stopped = self._stopping
         self._stopping = False
         self._commit(stack, state)
-        done, total = self.progress.value(), self.progress.maximum()
+        done = _frames(len(self._frames_seen))
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
         if stopped:
-            self._set_status(f"Stopped after {done} of {total} frames (Ctrl-Z in the labels layer undoes it)")
+            self._set_status(f"Stopped after {done} (Undo reverts them)")
         elif not self.status.text().startswith("Error"):
-            self._set_status(f"Propagated {done} frames (Ctrl-Z in the labels layer undoes it)")
+            self._set_status(f"Propagated {done} (Undo reverts them)" if self._frames_seen
+                             else "Nothing to propagate: every frame is up to date")
         self._update_buttons()
         self._want_prepare = True
         self._kick()
+
+
+def _frames(n: int) -> str:
+    return f"{n} frame" if n == 1 else f"{n} frames"

@@ -82,8 +82,9 @@ class Controls(QWidget):
         self.follow_box.setChecked(True)
         self.stop_button = QPushButton("Stop")
         self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m frames")
+        self.progress.setFormat("%p%")
         self.progress.setValue(0)
+        self.progress.setTextVisible(False)  # no count before a propagation ran
         grid = QGridLayout(track)
         grid.addWidget(self.backward_button, 0, 0)
         grid.addWidget(self.both_button, 0, 1)
@@ -112,7 +113,7 @@ class Controls(QWidget):
         history.addWidget(self.undo_button)
         history.addWidget(self.redo_button)
         history.addWidget(self.reset_button)
-        self.status = QLabel("Choose an image and load a model")
+        self.status = QLabel("")
         self.status.setWordWrap(True)
 
         layout = QVBoxLayout(self)
@@ -124,11 +125,15 @@ class Controls(QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
-    def enable(self, *, have_image: bool, running: bool, stopping: bool) -> None:
-        """Enable what can be used now (while propagating: only Stop)."""
-        for button in (self.forward_button, self.backward_button, self.both_button,
-                       self.new_button, self.reset_button, self.undo_button, self.redo_button):
+    def enable(self, *, have_image: bool, running: bool, stopping: bool, stack: bool = True) -> None:
+        """Enable what can be used now (while propagating: only Stop; for a
+        single image nothing propagates)."""
+        for button in (self.new_button, self.reset_button, self.undo_button, self.redo_button):
             button.setEnabled(have_image and not running)
+        for button in (self.forward_button, self.backward_button, self.both_button):
+            button.setEnabled(have_image and not running and stack)
+        for widget in (self.range_box, self.follow_box):
+            widget.setEnabled(stack)
         self.stop_button.setEnabled(running and not stopping)
         has_object = self.object_list.current_id is not None
         for button in (self.clear_button, self.delete_button):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_warning
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ..layers import (
@@ -218,11 +218,17 @@ class LayerBinding:
             self._masks = {}
             self.object_list.set_ids([])
             self._refresh_axis_choices()
+            self._set_status(self._ready_text())
         elif layer is self._labels:
             self.stop()
             self._forget_session()
             self._release_labels()
             self.object_list.set_colour_source(None)
+            self._labels_removed = layer.name
+            self._set_status(
+                f"The labels layer {layer.name!r} was removed: choose another above, or the next "
+                "prompt makes a new one."
+            )
         elif layer is self._points or layer is self._shapes:
             self._detach_prompt_layers()
         # layers removed are made again when next needed (not now: the
@@ -237,6 +243,10 @@ class LayerBinding:
         if self._labels is None:
             self._adopt_labels(self._new_labels_layer())
             self._refresh_layer_choices()
+            if self._labels_removed:
+                show_info(f"SAM 2: made a new labels layer {self._labels.name!r} "
+                          f"({self._labels_removed!r} was removed)")
+                self._labels_removed = None
         if self._points is None or self._shapes is None:
             self._setup_prompt_layers()
             self._update_defaults()
