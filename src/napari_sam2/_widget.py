@@ -31,7 +31,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
 from ._qt.background import BackgroundWork
-from ._qt.controls import HELP, NEW_LABELS, Controls
+from ._qt.controls import NEW_LABELS, READY, Controls
 from ._qt.history import LabelsHistory
 from ._qt.jobs import Stack
 from ._qt.layer_binding import LayerBinding
@@ -163,8 +163,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if self._model is None:
             return f"Load a model (above) to segment {self._image.name!r}."
         if self._axis is None:
-            return "A single image: prompts segment it (nothing to propagate). " + HELP
-        return HELP
+            return "A single image: clicks and boxes segment it (nothing to propagate)."
+        return READY
 
     # ================================================================ public API
     @property
@@ -456,7 +456,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._update_defaults()
         self._update_buttons()
         self._record_step()
-        self._set_status("Reset: no objects (Undo brings them back). " + HELP)
+        self._set_status("Reset: no objects (Undo brings them back).")
         return True
 
     def _confirm_reset(self) -> bool:
@@ -527,7 +527,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             self._restored, self._restored_stack = self._wanted_prompts(stack.axis, dict(stack.index)), stack
         self._schedule_sync()
         what = "Undone" if undone else "Redone"
-        self._set_status(f"{what}: objects, prompts and labels as they were. " + HELP)
+        self._set_status(f"{what}: objects, prompts and labels as they were.")
 
     # ================================================================ teardown
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)

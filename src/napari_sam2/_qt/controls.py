@@ -20,8 +20,10 @@ from qtpy.QtWidgets import (
 
 from .model_panel import ModelPanel
 from .object_list import ObjectList
+from .status_area import StatusArea
 
 NEW_LABELS = "New labels layer"
+READY = "Ready. Click the image to segment the selected object (Shift-click: negative)."
 HELP = (
     "Click: positive point · Shift-click: negative · "
     "drag a rectangle in the boxes layer: box. Prompts go to the selected object."
@@ -113,8 +115,8 @@ class Controls(QWidget):
         history.addWidget(self.undo_button)
         history.addWidget(self.redo_button)
         history.addWidget(self.reset_button)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status_area = StatusArea()
+        self.status = self.status_area.line
 
         layout = QVBoxLayout(self)
         layout.addLayout(data_form)
@@ -122,7 +124,7 @@ class Controls(QWidget):
         layout.addWidget(objects)
         layout.addWidget(track)
         layout.addLayout(history)
-        layout.addWidget(self.status)
+        layout.addWidget(self.status_area)
         layout.addStretch(1)
 
     def enable(self, *, have_image: bool, running: bool, stopping: bool, stack: bool = True) -> None:
@@ -145,9 +147,10 @@ class Controls(QWidget):
         self.stop_box.setEnabled(self.range_box.isChecked())
 
     def _set_status(self, text: str) -> None:
-        self.status.setText(text)
+        self.status_area.show_text(text)
 
     def _error(self, message: str) -> None:
-        """A napari error notification (no traceback) and the status line."""
+        """A napari error notification (no traceback) and the status line
+        (its first sentence; the whole message under Details)."""
+        message = self.status_area.show_error(message)
         show_error(f"SAM 2: {message}")
-        self._set_status(f"Error: {message}")
