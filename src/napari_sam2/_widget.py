@@ -35,6 +35,7 @@ from ._qt.controls import NEW_LABELS, READY, Controls
 from ._qt.history import LabelsHistory
 from ._qt.jobs import Stack
 from ._qt.layer_binding import LayerBinding
+from ._qt import shortcuts
 from ._qt.steps import PromptState, StepHistory, snapshot, write_prompt_layers
 from .layers import infer_axis, next_object_id
 
@@ -122,6 +123,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             self.set_model(model)
         self._update_buttons()
         self._set_status(self._ready_text())
+        shortcuts.register(self.viewer, self)
 
     def _connect_controls(self) -> None:
         self.model_panel.loaded.connect(lambda model, _text: self.set_model(model))
@@ -142,6 +144,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self.reset_button.clicked.connect(lambda: self.reset(confirm=True))
         self.undo_button.clicked.connect(lambda: self.undo())
         self.redo_button.clicked.connect(lambda: self.redo())
+        self.help_link.linkActivated.connect(lambda _link: self.show_help())
         self.range_box.toggled.connect(lambda _on: self._update_buttons())
 
     def _on_model_failed(self, message: str) -> None:
@@ -482,6 +485,27 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if self._labels is not None:
             self._labels.redo()
 
+    def step_object(self, delta: int) -> int | None:
+        """Select the next (``delta=1``) or previous (-1) object in the list."""
+        ids = self.objects
+        if not ids:
+            return None
+        current = self.current_object
+        i = ids.index(current) if current in ids else -1
+        obj = ids[(i + delta) % len(ids)]
+        self.object_list.select(obj)
+        return obj
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def show_help(self) -> None:
+        """A short guide and the keyboard shortcuts (as bound now)."""
+        from qtpy.QtWidgets import QMessageBox
+
+        QMessageBox.information(self, "SAM 2 help", help_text())
+
     # ================================================================ steps
     def _snapshot(self) -> PromptState:
         return snapshot(self.objects, self.current_object, self._points, self._shapes, self._masks)
@@ -538,6 +562,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if self._closed:
             return
         self._closed = True
+        shortcuts.unregister(self.viewer, self)
         self.stop()
         self._sync_timer.stop()
         self._prepare_timer.stop()
@@ -551,3 +576,24 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             emitter.disconnect(slot)
         self._detach_prompt_layers()
         self._release_labels()
+
+
+def help_text() -> str:
+    """The Help dialog's text: the README section, in short, and the shortcuts."""
+    keys = shortcuts.bound_keys()
+    lines = [
+        "Click on the image: a positive point for the selected object; Shift-click: negative.",
+        "Boxes: select the boxes layer and drag a rectangle.",
+        "Painting, filling or erasing an object's pixels in the labels layer makes that its mask",
+        "there; the next propagation carries the fix.",
+        "Propagate forward, backward or both; Stop keeps the frames done.",
+        "Undo / Redo (Ctrl-Z / Ctrl-Shift-Z in the labels or prompt layers) revert objects,",
+        "prompts and labels together.",
+        "",
+        "Keyboard shortcuts (rebind them in napari's Preferences > Shortcuts):",
+    ]
+    for shortcut in shortcuts.SHORTCUTS:
+        bound = ", ".join(keys[shortcuts.action_name(shortcut)]) or "none"
+        lines.append(f"  {bound}: {shortcut.description.removeprefix('SAM 2: ')}")
+    lines += ["", "More: the section \"Use it in napari\" of the README."]
+    return "\n".join(lines)

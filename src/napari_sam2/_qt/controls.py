@@ -62,6 +62,13 @@ class Controls(QWidget):
         self.clear_button.setToolTip("Remove the selected object's prompts and its masks on every frame")
         self.delete_button.setToolTip("Clear the selected object and remove it from the list")
         self.negative_box = QCheckBox("Negative clicks (or hold Shift)")
+        self.new_button.setToolTip("Add an object with the next free label id and select it [N]")
+        self.negative_box.setToolTip(
+            "Clicks mark background instead of the object; Shift-click does the opposite [Shift-N]"
+        )
+        self.object_list.setToolTip(
+            "Objects (label ids in their colours); prompts go to the selected one [. next, , previous]"
+        )
         hint = QLabel(HELP)
         hint.setWordWrap(True)
         hint.setStyleSheet("color: gray;")
@@ -83,10 +90,23 @@ class Controls(QWidget):
         self.follow_box = QCheckBox("Show each frame as it is tracked")
         self.follow_box.setChecked(True)
         self.stop_button = QPushButton("Stop")
+        self.backward_button.setToolTip("Track every object towards the first frame [Shift-B]")
+        self.both_button.setToolTip(
+            "Track forward from the first prompted frame, then backward from it [Shift-D]"
+        )
+        self.forward_button.setToolTip("Track every object towards the last frame [Shift-F]")
+        self.range_box.setToolTip("Track only between these two frames (inclusive)")
+        self.start_box.setToolTip("First frame of the span")
+        self.stop_box.setToolTip("Last frame of the span")
+        self.follow_box.setToolTip("Move the viewer to each frame as it is written")
+        self.stop_button.setToolTip(
+            "Stop after the frame being computed; the frames done stay [Shift-S]"
+        )
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")
         self.progress.setValue(0)
         self.progress.setTextVisible(False)  # no count before a propagation ran
+        self.progress.setToolTip("Progress of the propagation")
         grid = QGridLayout(track)
         grid.addWidget(self.backward_button, 0, 0)
         grid.addWidget(self.both_button, 0, 1)
@@ -111,10 +131,13 @@ class Controls(QWidget):
         self.reset_button.setToolTip(
             "Forget all objects and prompts (asks first; the labels stay; Undo brings them back)"
         )
+        self.help_link = QLabel('<a href="help">Help</a>')
+        self.help_link.setToolTip("How to use the widget, and its keyboard shortcuts")
         history = QHBoxLayout()
         history.addWidget(self.undo_button)
         history.addWidget(self.redo_button)
         history.addWidget(self.reset_button)
+        history.addWidget(self.help_link)
         self.status_area = StatusArea()
         self.status = self.status_area.line
 

@@ -27,6 +27,8 @@ from ..layers import (
 )
 from .controls import NEW_LABELS
 from .steps import PaintedMask
+
+UNDO_KEY, REDO_KEY = "Control-Z", "Control-Shift-Z"
 from .prompt_layers import (
     find_or_add_points,
     find_or_add_shapes,
@@ -124,6 +126,8 @@ class LayerBinding:
                 layer.events.data.disconnect(on_data)
                 if on_press in layer.mouse_drag_callbacks:
                     layer.mouse_drag_callbacks.remove(on_press)
+                for key in (UNDO_KEY, REDO_KEY):
+                    layer.bind_key(key, None)
         self._points = self._shapes = None
 
     def _setup_prompt_layers(self) -> None:
@@ -135,6 +139,9 @@ class LayerBinding:
         shapes.events.data.connect(self._on_shapes_data)
         points.mouse_drag_callbacks.insert(0, self._on_points_press)
         shapes.mouse_drag_callbacks.insert(0, self._on_shapes_press)
+        for layer in (points, shapes):  # the prompt layers undo as the labels layer does
+            layer.bind_key(UNDO_KEY, lambda _layer: self.undo(), overwrite=True)
+            layer.bind_key(REDO_KEY, lambda _layer: self.redo(), overwrite=True)
         style_points(points, self.object_list.colour_of)
         style_shapes(shapes, self.object_list.colour_of)
         shapes.mode = "add_rectangle"
