@@ -102,6 +102,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._committing = False  # while the widget adds a step to the labels' history
         self._labels_removed: str | None = None  # name of a labels layer the user removed
         self._frames_seen: set[int] = set()  # frames written by the running propagation
+        self._docked = False  # put in a dock once (taken out again: closed)
+        self._watched_window = None  # the viewer's window, whose closing ends the widget
         self._closed = False
 
         self._connect_controls()
@@ -558,10 +560,43 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._teardown()
         super().closeEvent(event)
 
+    def event(self, event) -> bool:
+        """Taken out of its dock (napari's close button, ``remove_dock_widget``):
+        the widget is done, as when closed."""
+        from qtpy.QtCore import QEvent
+
+        if event.type() == QEvent.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+                QTimer.singleShot(0, self._watch_window)  # once the dock is in the window
+            elif self._docked:
+                self._teardown()
+        return super().event(event)
+
+    def _watch_window(self) -> None:
+        """Close with the viewer's window (Qt tells no child it closes)."""
+        window = self.window()
+        if self._closed or window is self or window is self._watched_window:
+            return
+        if self._watched_window is not None:
+            self._watched_window.removeEventFilter(self)
+        window.installEventFilter(self)
+        self._watched_window = window
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt name)
+        from qtpy.QtCore import QEvent
+
+        if watched is self._watched_window and event.type() == QEvent.Close:
+            self._teardown()
+        return False
+
     def _teardown(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._watched_window is not None:
+            self._watched_window.removeEventFilter(self)
+            self._watched_window = None
         shortcuts.unregister(self.viewer, self)
         self.stop()
         self._sync_timer.stop()
