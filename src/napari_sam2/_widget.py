@@ -31,18 +31,20 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
 from ._qt.background import BackgroundWork
-from ._qt.controls import NEW_LABELS, READY, Controls
+from ._qt.controls import AUTOMATIC, FIXED, INTENSITY_CHOICES, LAYER_CONTRAST, NEW_LABELS, READY, Controls
 from ._qt.history import LabelsHistory
 from ._qt.jobs import Stack
 from ._qt.layer_binding import LayerBinding
 from ._qt import shortcuts
 from ._qt.steps import PromptState, StepHistory, snapshot, write_prompt_layers
-from .layers import infer_axis, next_object_id
+from ._qt.frame_strip import NOT_REACHED
+from .layers import data_position, infer_axis, next_object_id
 
 __all__ = ["SAM2Widget"]
 
 DIRECTIONS = ("forward", "backward", "both")
 PREPARE_DELAY_MS = 250  # debounce of the image encoding after the slice changes
+INTENSITY_DELAY_MS = 300  # debounce of contrast-limit drags
 SYNC_DELAY_MS = 20  # coalesces the events of one edit of the prompt layers
 
 
@@ -102,6 +104,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._committing = False  # while the widget adds a step to the labels' history
         self._labels_removed: str | None = None  # name of a labels layer the user removed
         self._frames_seen: set[int] = set()  # frames written by the running propagation
+        self._want_intensity = False  # the intensity choice changed since the session took it
+        self._range_value = None  # the intensity range the session was given
         self._docked = False  # put in a dock once (taken out again: closed)
         self._watched_window = None  # the viewer's window, whose closing ends the widget
         self._closed = False
@@ -111,6 +115,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._sync_timer.timeout.connect(self._request_sync)
         self._prepare_timer = QTimer(self, singleShot=True, interval=PREPARE_DELAY_MS)
         self._prepare_timer.timeout.connect(self._request_prepare)
+        self._intensity_timer = QTimer(self, singleShot=True, interval=INTENSITY_DELAY_MS)
+        self._intensity_timer.timeout.connect(self._request_intensity)
 
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layers_changed)
@@ -147,6 +153,10 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self.undo_button.clicked.connect(lambda: self.undo())
         self.redo_button.clicked.connect(lambda: self.redo())
         self.help_link.linkActivated.connect(lambda _link: self.show_help())
+        self.frame_strip.frame_clicked.connect(self.go_to_frame)
+        self.intensity_box.activated.connect(lambda _i: self._on_intensity_choice())
+        self.intensity_min.valueChanged.connect(lambda _v: self._on_intensity_choice())
+        self.intensity_max.valueChanged.connect(lambda _v: self._on_intensity_choice())
         self.range_box.toggled.connect(lambda _on: self._update_buttons())
 
     def _on_model_failed(self, message: str) -> None:
@@ -224,6 +234,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             or self._want_sync
             or self._want_clear
             or self._want_propagate is not None
+            or self._intensity_timer.isActive()
+            or (self._want_intensity and self._session is not None)
         )
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -275,7 +287,9 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if layer is self._image:
             return True
         self._forget_session()
+        self._watch_contrast(None)
         self._image = layer
+        self._watch_contrast(layer)
         self._axis = infer_axis(self._image_shape(), layer.axis_labels).axis
         self._labels = None
         self._setup_prompt_layers()
@@ -498,6 +512,36 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self.object_list.select(obj)
         return obj
 
+    def go_to_frame(self, frame: int) -> None:
+        """Move the viewer to ``frame`` of the propagation axis."""
+        if self._image is None or self._axis is None:
+            return
+        pos = list(data_position(self._position(), self._image_shape()))
+        pos[self._axis] = int(frame)
+        world = self._image.data_to_world(pos)
+        self.viewer.dims.set_point(self.viewer.dims.ndim - self._image.ndim + self._axis, world[self._axis])
+
+    def frame_states(self, obj: int | None = None) -> np.ndarray | None:
+        """Per frame: 0 tracked and current, 1 not reached, 2 out of date
+        (``napari_sam2.engine.FRAME_*``), for ``obj`` or all objects (None);
+        None without an image."""
+        if self._image is None:
+            return None
+        frames = self._image_shape()[self._axis] if self._axis is not None else 1
+        session = self._session
+        if session is not None and not hasattr(session, "frame_states"):
+            return None  # an engine without frame states (before issue 18's engine part)
+        if session is None or (obj is not None and obj not in session.object_ids):
+            return np.full(frames, NOT_REACHED, dtype=np.int8)
+        return np.asarray(session.frame_states(obj), dtype=np.int8)
+
+    def _refresh_states(self) -> None:
+        if self._closed:
+            return
+        obj = self.current_object
+        self.frame_strip.set_states(self.frame_states(obj) if obj is not None else None, self.frame_states())
+        self.frame_strip.set_current_frame(self._current_frame() if self._image is not None else None)
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -507,6 +551,74 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         from qtpy.QtWidgets import QMessageBox
 
         QMessageBox.information(self, "SAM 2 help", help_text())
+
+    # ================================================================ intensity
+    @property
+    def intensity_mode(self) -> str:
+        """``"layer"`` (the image layer's contrast limits), ``"auto"`` or ``"fixed"``."""
+        return self.intensity_box.currentData()
+
+    def set_intensity(self, mode: str, lo: float | None = None, hi: float | None = None) -> bool:
+        """How image values map to the model's input: ``"layer"`` follows the
+        Image layer's contrast limits (the default; for the whole stack),
+        ``"auto"`` the engine's automatic range, ``"fixed"`` ``(lo, hi)``.
+        Cached image features are kept per range; frames are encoded again
+        when next needed. Returns False if refused."""
+        modes = [m for _text, m in INTENSITY_CHOICES]
+        if mode not in modes:
+            self._error(f"intensity mode must be one of {', '.join(modes)}, got {mode!r}")
+            return False
+        if mode == FIXED:
+            if lo is None or hi is None or not float(lo) < float(hi):
+                self._error(f"a fixed intensity range needs lo < hi, got {lo!r} and {hi!r}")
+                return False
+            for box, value in ((self.intensity_min, lo), (self.intensity_max, hi)):
+                box.blockSignals(True)
+                box.setValue(float(value))
+                box.blockSignals(False)
+        self.intensity_box.setCurrentIndex(modes.index(mode))
+        self._on_intensity_choice(now=True)
+        return True
+
+    def intensity_range(self):
+        """The range the chosen mode gives now: ``(lo, hi)`` or ``"auto"``."""
+        mode = self.intensity_mode
+        if mode == AUTOMATIC or self._image is None:
+            return "auto"
+        if mode == FIXED:
+            return float(self.intensity_min.value()), float(self.intensity_max.value())
+        lo, hi = (float(c) for c in self._image.contrast_limits)
+        return (lo, hi) if hi > lo else "auto"
+
+    def _watch_contrast(self, layer) -> None:
+        if layer is None:
+            if self._image is not None:
+                self._image.events.contrast_limits.disconnect(self._on_contrast)
+            return
+        layer.events.contrast_limits.connect(self._on_contrast)
+        lo, hi = (float(c) for c in layer.contrast_limits)
+        for box, value in ((self.intensity_min, lo), (self.intensity_max, hi)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
+
+    def _on_contrast(self, event=None) -> None:
+        if self.intensity_mode == LAYER_CONTRAST:
+            self._intensity_timer.start()
+
+    def _on_intensity_choice(self, now: bool = False) -> None:
+        self._update_buttons()
+        if self.intensity_mode == FIXED and not self.intensity_min.value() < self.intensity_max.value():
+            return  # wait for a valid pair
+        if now:
+            self._intensity_timer.stop()
+            self._request_intensity()
+        else:
+            self._intensity_timer.start()
+
+    def _request_intensity(self) -> None:
+        self._want_intensity = True
+        self._kick()
 
     # ================================================================ steps
     def _snapshot(self) -> PromptState:
@@ -611,6 +723,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             emitter.disconnect(slot)
         self._detach_prompt_layers()
         self._release_labels()
+        self._intensity_timer.stop()
+        self._watch_contrast(None)
 
 
 def help_text() -> str:

@@ -421,6 +421,7 @@ def session_for_layer(
     axis: int | None = None,
     labels: np.ndarray | None = None,
     options=None,
+    intensity_range="auto",
 ):
     """A :class:`~napari_sam2.StackSession` over a napari Image layer.
 
@@ -435,6 +436,8 @@ def session_for_layer(
         labels: the Labels layer's array (``labels_shape`` of the image); the
             session writes into its view at ``position``. A new array when None.
         options: :class:`~napari_sam2.SessionOptions`.
+        intensity_range: ``"auto"``, ``"dtype"`` or ``(lo, hi)`` (e.g. the
+            layer's ``contrast_limits``), as :class:`~napari_sam2.engine.FrameSource` takes.
     """
     from .engine import SessionOptions, StackSession
 
@@ -466,4 +469,5 @@ def session_for_layer(
         index=index,
         labels=labels,
         options=options if options is not None else SessionOptions(),
+        intensity_range=intensity_range,
     )

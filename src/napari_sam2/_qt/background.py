@@ -16,7 +16,16 @@ import numpy as np
 from qtpy.QtCore import QTimer
 
 from ..layers import data_position, fixed_index, labels_view, layer_indices
-from .jobs import Counter, Stack, SyncJob, clear_work, image_snapshot, sync_work, with_progress
+from .jobs import (
+    Counter,
+    Stack,
+    SyncJob,
+    clear_work,
+    image_snapshot,
+    intensity_work,
+    sync_work,
+    with_progress,
+)
 from .tasks import Failure, run_function, run_generator
 
 
@@ -31,6 +40,8 @@ class BackgroundWork:
         self._kick()
 
     def _on_dims(self, event=None) -> None:
+        if self._image is not None:
+            self.frame_strip.set_current_frame(self._current_frame())
         if self._image is not None and self._propagation is None:
             self._prepare_timer.start()
 
@@ -51,6 +62,8 @@ class BackgroundWork:
         self._session = None
         self._stack = None
         self._applied = {}
+        self._range_value = None
+        self._refresh_states()
 
     def _kick(self) -> None:
         """Start the next piece of background work, if none is running."""
@@ -77,6 +90,9 @@ class BackgroundWork:
             self._sync_timer.stop()
             self._want_sync = False
             self._start_sync(stack)
+        elif self._want_intensity and self._session is not None:
+            self._want_intensity = False
+            self._start_intensity()
         elif self._want_propagate is not None:
             request, self._want_propagate = self._want_propagate, None
             self._want_clear = []
@@ -91,6 +107,7 @@ class BackgroundWork:
 
     def _task_finished(self) -> None:
         self._task = None
+        self._refresh_states()
         self._kick()
 
     # ---------------------------------------------------------------- sync
@@ -116,6 +133,7 @@ class BackgroundWork:
             wanted=wanted,
             generation=self._generation,
             restored=restored,
+            intensity=self.intensity_range() if session is None else self._range_value,
             state=self._snapshot(),
         )
         if session is None:
@@ -134,6 +152,8 @@ class BackgroundWork:
         if job.restored is None or result.changes:
             self._record(result.changes, job.stack, job.state)
         if job.generation == self._generation and job.stack.same(self._current_stack()):
+            if result.session is not self._session:
+                self._range_value = job.intensity
             self._session, self._stack, self._applied = result.session, job.stack, result.applied
         for message in result.errors:
             self._error(message)
@@ -160,6 +180,28 @@ class BackgroundWork:
             return self._history.commit(stack.labels, to_indices, key=(stack.axis, stack.index), marker=marker)
         finally:
             self._committing = False
+
+    # ---------------------------------------------------------------- intensity
+    def _start_intensity(self) -> None:
+        session, stack, value = self._session, self._stack, self.intensity_range()
+        if value == self._range_value:
+            return self._kick_later()
+        frame, state = self._current_frame(), self._snapshot()
+
+        def done(result):
+            if isinstance(result, Failure):
+                self._error(f"could not use the intensity range {value}: {result.message}")
+                return
+            self._range_value = value
+            self._record(result, stack, state)
+            lo, hi = session.intensity_range
+            self._set_status(
+                f"Intensity range {lo:g} to {hi:g}: frames are encoded again when needed; "
+                "propagate to redo the tracked frames."
+            )
+
+        self._set_status("Applying the intensity range…")
+        self._task = run_function(intensity_work, session, value, frame, done=done, finished=self._task_finished)
 
     # ---------------------------------------------------------------- prepare
     def _start_prepare(self) -> None:
@@ -233,6 +275,7 @@ class BackgroundWork:
         layer = stack.labels
         self._history.add_frame(result.frame, result.previous, self._keep_paint(stack, result))
         self._frames_seen.add(result.frame)  # "both" passes the prompted frame twice
+        self._refresh_states()
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         if self._stopping:
@@ -273,6 +316,7 @@ class BackgroundWork:
         stopped = self._stopping
         self._stopping = False
         self._commit(stack, state)
+        self._refresh_states()
         done = _frames(len(self._frames_seen))
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)

@@ -6,6 +6,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -18,11 +19,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .frame_strip import FrameStrip
 from .model_panel import ModelPanel
 from .object_list import ObjectList
 from .status_area import StatusArea
 
 NEW_LABELS = "New labels layer"
+LAYER_CONTRAST, AUTOMATIC, FIXED = "layer", "auto", "fixed"
+INTENSITY_CHOICES = (("Layer contrast", LAYER_CONTRAST), ("Automatic", AUTOMATIC), ("Fixed min-max", FIXED))
 READY = "Ready. Click the image to segment the selected object (Shift-click: negative)."
 HELP = (
     "Click: positive point · Shift-click: negative · "
@@ -47,10 +51,30 @@ class Controls(QWidget):
         self.axis_box.setToolTip(
             "The axis to track along; other axes stay at the viewer's current position"
         )
+        self.intensity_box = QComboBox()
+        for text, mode in INTENSITY_CHOICES:
+            self.intensity_box.addItem(text, mode)
+        self.intensity_box.setToolTip(
+            "How image values map to what the model sees: as the image layer's contrast limits "
+            "show them (default), an automatic range robust to small saturated spots, or a fixed "
+            "min-max; one range for the whole stack"
+        )
+        self.intensity_min = QDoubleSpinBox()
+        self.intensity_max = QDoubleSpinBox()
+        for box, what in ((self.intensity_min, "Lowest"), (self.intensity_max, "Highest")):
+            box.setRange(-1e12, 1e12)
+            box.setDecimals(2)
+            box.setKeyboardTracking(False)
+            box.setToolTip(f"{what} image value of the fixed range")
+        intensity_row = QHBoxLayout()
+        intensity_row.addWidget(self.intensity_box, 2)
+        intensity_row.addWidget(self.intensity_min, 1)
+        intensity_row.addWidget(self.intensity_max, 1)
         data_form = QFormLayout()
         data_form.addRow("Image", self.image_box)
         data_form.addRow("Labels", self.labels_box)
         data_form.addRow("Track along", self.axis_box)
+        data_form.addRow("Intensity", intensity_row)
 
         self.model_panel = ModelPanel()
 
@@ -72,13 +96,15 @@ class Controls(QWidget):
         hint = QLabel(HELP)
         hint.setWordWrap(True)
         hint.setStyleSheet("color: gray;")
+        self.frame_strip = FrameStrip()
         rows = QGridLayout(objects)
         rows.addWidget(self.object_list, 0, 0, 1, 3)
-        rows.addWidget(self.new_button, 1, 0)
-        rows.addWidget(self.clear_button, 1, 1)
-        rows.addWidget(self.delete_button, 1, 2)
-        rows.addWidget(self.negative_box, 2, 0, 1, 3)
-        rows.addWidget(hint, 3, 0, 1, 3)
+        rows.addWidget(self.frame_strip, 1, 0, 1, 3)
+        rows.addWidget(self.new_button, 2, 0)
+        rows.addWidget(self.clear_button, 2, 1)
+        rows.addWidget(self.delete_button, 2, 2)
+        rows.addWidget(self.negative_box, 3, 0, 1, 3)
+        rows.addWidget(hint, 4, 0, 1, 3)
 
         track = QGroupBox("Propagate")
         self.backward_button = QPushButton("◀ Backward")
@@ -166,6 +192,10 @@ class Controls(QWidget):
         for widget in (self.image_box, self.labels_box, self.model_panel):
             widget.setEnabled(not running)
         self.axis_box.setEnabled(not running and self.axis_box.count() > 1)
+        fixed = self.intensity_box.currentData() == FIXED
+        self.intensity_box.setEnabled(not running)
+        self.intensity_min.setEnabled(fixed and not running)
+        self.intensity_max.setEnabled(fixed and not running)
         self.start_box.setEnabled(self.range_box.isChecked())
         self.stop_box.setEnabled(self.range_box.isChecked())
 

@@ -46,6 +46,7 @@ class SyncJob(NamedTuple):
     # prompts an undo/redo put back ({(object, frame): FramePrompt}): their
     # frames show the restored labels already and are not decoded again
     restored: dict | None = None
+    intensity: object = "auto"  # the intensity range a new session starts with
     state: object = None  # the widget's prompt state the job brings the engine to
 
 
@@ -100,7 +101,8 @@ def sync_work(job: SyncJob, model) -> SyncResult:
     session = job.session
     if session is None:
         session = session_for_layer(
-            model, job.image, job.position, axis=job.stack.axis, labels=job.labels
+            model, job.image, job.position, axis=job.stack.axis, labels=job.labels,
+            intensity_range=job.intensity,
         )
     applied = dict(job.applied)
     errors, frames = [], set()
@@ -145,3 +147,13 @@ def clear_work(session, objects: list[int]) -> ClearResult:
                 pixels.append((frame, ys, xs, obj, session.width))
         session.remove_object(obj, clear_labels=True)
     return ClearResult(session, pixels)
+
+
+def intensity_work(session, value, frame: int) -> list:
+    """Worker: map the stack with ``value`` from now on; the frame on screen
+    is decoded again if it has prompts. Returns ``[(frame, previous, labels)]``."""
+    session.set_intensity_range(value)
+    if not any(frame in session.prompted_frames(obj) for obj in session.object_ids):
+        return []
+    previous = np.array(session.labels[frame], copy=True)
+    return [(frame, previous, session.segment_frame(frame))]

@@ -221,6 +221,7 @@ class LayerBinding:
             self._forget_session()
             self._detach_prompt_layers()
             self._release_labels()
+            self._watch_contrast(None)
             self._image = None
             self._masks = {}
             self.object_list.set_ids([])
@@ -265,6 +266,7 @@ class LayerBinding:
             self._labels.selected_label = obj
         self._update_defaults()
         self._update_buttons()
+        self._refresh_states()
 
     def _update_defaults(self) -> None:
         obj = self.current_object or 0
