@@ -33,6 +33,21 @@ Intensity
     equal (a mostly empty image) it falls back to the finite minimum and
     maximum, and a constant sample gets ``(c, c + 1)``, which maps the
     constant to 0. A sample with no finite value gets ``(0, 1)``.
+
+    Saturated pixels are left out of these percentiles: in integer data,
+    when a sampled frame's maximum is a full-scale value (the dtype's
+    maximum, or ``2**k - 1`` for a ``k``-bit sensor, ``8 <= k``: 255, 1023,
+    4095, 16383, 65535 ...), the pixels at that value and those within
+    ``AUTO_SATURATION_RIM`` pixels of them (the blurred rim of a clipped
+    bead) do not enter the sample. A clipped pixel only says "at least this
+    bright", so it carries no information about the range of the rest; left
+    in, a bright bead or dead cell covering 0.4 % of a 16-bit frame puts the
+    99.8th percentile at 65535 and every cell near black. Those pixels still
+    map to 1. Without saturation the rule is exactly the percentiles above;
+    if the unsaturated rest is empty or constant, the full sample is used.
+    A small bright region below full scale is not detected (its histogram
+    cannot be told from sparse bright objects of interest): give a fixed
+    range for such data.
     ``"dtype"`` takes the full range of an integer dtype (``(0, 255)`` for
     uint8, ``(0, 65535)`` for uint16); a fixed ``(lo, hi)`` is used as given.
     After mapping, NaN becomes 0, +inf 1 and -inf 0, and values are clipped
@@ -72,12 +87,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .intensity import AUTO_SATURATION_RIM, saturated_pixels
+
 __all__ = [
     "FrameSource",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "AUTO_PERCENTILES",
     "AUTO_SAMPLE_FRAMES",
+    "AUTO_SATURATION_RIM",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -287,30 +305,53 @@ class FrameSource:
             self._auto_range = self._sample_range()
         return self._auto_range
 
+    def set_intensity_range(self, intensity_range: str | tuple[float, float]) -> bool:
+        """Use ``"auto"``, ``"dtype"`` or a fixed ``(lo, hi)`` from now on
+        (validated as in the constructor; nothing changes on error). The
+        ``"auto"`` statistics are computed once and kept across changes.
+
+        Returns whether a frame mapped before maps differently now (False
+        when no range was in use yet: an ``"auto"`` range never computed).
+        """
+        before = self._fixed_range if self._fixed_range is not None else self._auto_range
+        self._fixed_range = _fixed_range_of(intensity_range, self._dtype)
+        return before is not None and self.intensity_range != before
+
     def _sample_range(self) -> tuple[float, float]:
         n = self.num_frames
         picks = np.unique(np.linspace(0, n - 1, min(n, AUTO_SAMPLE_FRAMES)).round().astype(int))
         rng = np.random.default_rng(0)
-        values = []
+        values, unsaturated = [], []
+        any_saturated = False
         for i in picks:
-            flat = self.read(int(i)).reshape(-1)  # (H * W * k,)
+            frame = self.read(int(i))
+            saturated = saturated_pixels(frame)
+            flat = frame.reshape(-1)  # (H * W * k,)
+            keep = None if saturated is None else ~saturated.reshape(-1)
             if flat.size > AUTO_MAX_VALUES_PER_FRAME:
-                flat = flat[rng.integers(0, flat.size, AUTO_MAX_VALUES_PER_FRAME)]
+                pick = rng.integers(0, flat.size, AUTO_MAX_VALUES_PER_FRAME)
+                flat = flat[pick]
+                keep = None if keep is None else keep[pick]
             if np.issubdtype(flat.dtype, np.floating):
                 flat = flat.astype(np.float64)
                 flat = flat[np.isfinite(flat)]
             elif flat.dtype == np.bool_:
                 flat = flat.astype(np.uint8)
             values.append(flat)
+            unsaturated.append(flat if keep is None else flat[keep])
+            any_saturated |= keep is not None
+        if any_saturated:
+            rest = _spread_range(np.concatenate(unsaturated))
+            if rest is not None:
+                return rest
         pooled = np.concatenate(values)  # (n,) finite values, native ints or float64
         if pooled.size == 0:
             return (0.0, 1.0)
-        lo, hi = np.percentile(pooled, AUTO_PERCENTILES)
-        if not hi > lo:
-            lo, hi = pooled.min(), pooled.max()
-        if not hi > lo:
-            hi = lo + 1.0
-        return (float(lo), float(hi))
+        spread = _spread_range(pooled)
+        if spread is not None:
+            return spread
+        lo = float(pooled.min())
+        return (lo, lo + 1.0)
 
     def normalized(self, i: int) -> np.ndarray:
         """Frame ``i`` mapped to float32 ``[0, 1]`` by :attr:`intensity_range`.
@@ -557,6 +598,17 @@ def _fixed_range_of(intensity_range: Any, dtype: np.dtype) -> tuple[float, float
     if not lo < hi:
         raise ValueError(f"intensity_range needs lo < hi, got ({lo}, {hi})")
     return (lo, hi)
+
+
+def _spread_range(values: np.ndarray) -> tuple[float, float] | None:
+    """The ``AUTO_PERCENTILES`` of ``values``, or their min and max when the
+    percentiles are equal; None when ``values`` is empty or constant."""
+    if values.size == 0:
+        return None
+    lo, hi = np.percentile(values, AUTO_PERCENTILES)
+    if not hi > lo:
+        lo, hi = values.min(), values.max()
+    return (float(lo), float(hi)) if hi > lo else None
 
 
 # ------------------------------------------------------------- pixel work

@@ -19,9 +19,12 @@ import torch
 
 from ..model import FrameFeatures, SAM2Model
 from ..model.device import autocast_for
+from .candidates import CandidateStore, MaskCandidate, Output
 from .features import CacheBudget, FeatureCache, MiB
+from .frame_states import combine_states, object_frame_states
 from .frames import FrameSource
 from .holes import fill_small_holes
+from .intensity import RangeKeys
 from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
 from .memory import FrameMemory, MemoryBank, stack_readouts
 from .prompts import (
@@ -134,6 +137,12 @@ class StackSession:
             np.zeros(shape, dtype=np.int32) if labels is None else check_labels_array(labels, shape)
         )
         self._features = FeatureCache(options.feature_cache)
+        self._range_keys = RangeKeys(self.num_frames)
+        # (obj, frame) to decode again after an intensity-range change -> as an
+        # initial frame (no memory); and the (obj, frame) last decoded as one
+        self._redecode: dict[tuple[int, int], bool] = {}
+        self._decoded_initial: set[tuple[int, int]] = set()
+        self._candidates = CandidateStore()
         self._bank = MemoryBank(model.config.tracking, history_bytes=int(options.history_mb * MiB))
         self._objects: dict[int, _ObjectState] = {}
         self._scaler = PromptScaler((self.height, self.width), model.image_size)
@@ -219,6 +228,9 @@ class StackSession:
             self._state(obj_id)
             del self._objects[obj_id]
             self._bank.remove_object(obj_id)
+            self._candidates.forget(obj_id)
+            self._decoded_initial = {key for key in self._decoded_initial if key[0] != obj_id}
+            self._redecode = {key: v for key, v in self._redecode.items() if key[0] != obj_id}
             if clear_labels:
                 for f in range(self.num_frames):
                     frame = self.labels[f]
@@ -247,6 +259,8 @@ class StackSession:
             self._not_running()
             self._objects.clear()
             self._bank.clear()
+            self._candidates = CandidateStore()
+            self._decoded_initial, self._redecode = set(), {}
 
     # ================================================================ frames
     def prepare_frame(self, frame: int) -> None:
@@ -257,7 +271,8 @@ class StackSession:
             self._frame_features(frame)
 
     def is_prepared(self, frame: int) -> bool:
-        return frame in self._features
+        """Whether ``frame``'s image features under the current intensity range are cached."""
+        return self._feature_key(frame) in self._features
 
     def segment_frame(self, frame: int) -> np.ndarray:
         """Decode the prompts on ``frame`` and write that frame's labels.
@@ -400,13 +415,16 @@ class StackSession:
         s.fresh[downstream] = False
         s.fresh[k] = False
 
+    def _feature_key(self, frame: int) -> int:
+        return self._range_keys.key(self.frames.intensity_range, frame)
+
     def _frame_features(self, frame: int) -> FrameFeatures:
-        def compute(i: int) -> FrameFeatures:
-            image = self.frames.model_input(i, self.model.image_size, device=self.device)
+        def compute(_key: int) -> FrameFeatures:
+            image = self.frames.model_input(frame, self.model.image_size, device=self.device)
             with torch.inference_mode(), autocast_for(self.device, self.options.autocast):
                 return self._encode(image)
 
-        return self._features.get_or_compute(frame, compute, self.device)
+        return self._features.get_or_compute(self._feature_key(frame), compute, self.device)
 
     def _decode(self, obj_id: int, frame: int) -> None:
         """Run the heads on one object's prompts on one frame (no memory encoding yet)."""
@@ -420,12 +438,17 @@ class StackSession:
             if tracked and self._bank.cond_frames(obj_id)
             else None
         )
+        redo = self._redecode.pop((obj_id, frame), None)
+        if redo:  # not from the memory the other range left
+            readout = None
         with autocast_for(self.device, self.options.autocast):
             if prompts.mask is not None:
                 mask = torch.from_numpy(prompts.mask).to(self.device)[None, None]
                 step = self.model.track_step(feats, readout=readout, mask=mask, encode_memory=False)
             else:
                 prev = state.pending[frame].logits if frame in state.pending else self._bank.logits(obj_id, frame)
+                if redo is not None:
+                    prev = None  # computed under another intensity range
                 if prev is not None:
                     prev = prev.clamp(-PREV_LOGIT_LIMIT, PREV_LOGIT_LIMIT)
                 step = self.model.track_step(
@@ -436,9 +459,15 @@ class StackSession:
                     encode_memory=False,
                 )
         head = step.head
-        low = fill_small_holes(head.low_res.float(), self.model.config.tracking.fill_hole_area)
-        state.pending[frame] = _Decoded(low, head.obj_ptr, head.object_score_logits)
+        area = self.model.config.tracking.fill_hole_area
+        low = fill_small_holes(head.low_res.float(), area)
+        low, ptr = self._candidates.record(obj_id, frame, prompts, head, Output(low, head.obj_ptr), fill_hole_area=area)
+        state.pending[frame] = _Decoded(low, ptr, head.object_score_logits)
         prompts.dirty = False
+        if readout is None:
+            self._decoded_initial.add((obj_id, frame))
+        else:
+            self._decoded_initial.discard((obj_id, frame))
 
     def _preflight(self) -> None:
         """Decode changed prompts and turn prompted frames into conditioning memories."""
@@ -556,6 +585,123 @@ class StackSession:
             start += len(ids)
         return out
 
+    # ============================================================ intensity
+    @property
+    def intensity_range(self) -> tuple[float, float]:
+        """``(lo, hi)`` mapped to ``(0, 1)`` for every frame: the range the
+        model sees now ("auto" resolved to its numbers)."""
+        return self.frames.intensity_range
+
+    def set_intensity_range(self, intensity_range) -> None:
+        """Map the stack with ``"auto"``, ``"dtype"`` or a fixed ``(lo, hi)``
+        from now on (one range for every frame of the propagation axis).
+
+        Image features are cached per range, so a frame is encoded again
+        only when it is next needed, and a switch back to an earlier range
+        reuses what the cache still holds. Every prompted frame is decoded
+        again on next use (its clicks together, without the previous mask,
+        which came from the other range) and every object's frames are
+        marked out of date. A frame first decoded without memory (a first
+        click) is decoded so again, giving what the same clicks give under
+        the new range; a correction on a tracked frame reads the memories
+        the last propagation left until the next one. The labels are not
+        rewritten here:
+        :meth:`segment_frame` and :meth:`propagate` do that. Setting the
+        range in use changes nothing.
+        """
+        with self._lock:
+            self._not_running()
+            if not self.frames.set_intensity_range(intensity_range):  # validates first
+                return
+            for obj_id, state in self._objects.items():
+                for frame, prompts in state.prompts.items():
+                    prompts.dirty = True
+                    state.pending.pop(frame, None)
+                    self._redecode[obj_id, frame] = (obj_id, frame) in self._decoded_initial
+            self.mark_stale()
+
+
+    # ============================================================ candidates
+    def mask_candidates(self, obj_id: int, frame: int) -> list[MaskCandidate]:
+        """SAM's candidate masks for ``obj_id``'s points or box on ``frame``,
+        best predicted IoU first (see :mod:`.candidates`): the multimask
+        tokens of the decode that gave the frame's mask. Decodes changed
+        prompts first (and writes the frame's labels, as
+        :meth:`segment_frame`). Empty when the object has no point or box prompts on
+        the frame."""
+        obj_id, frame = check_object_id(obj_id), check_frame(frame, self.num_frames)
+        with self._lock, torch.inference_mode():
+            self._not_running()
+            prompts = self._decoded_prompts(obj_id, frame)
+            return self._candidates.candidates(obj_id, frame, prompts, (self.height, self.width))
+
+    def chosen_candidate(self, obj_id: int, frame: int) -> int | None:
+        """The candidate chosen for ``obj_id`` on ``frame`` (an index into
+        :meth:`mask_candidates`), or None for the model's own pick."""
+        obj_id, frame = check_object_id(obj_id), check_frame(frame, self.num_frames)
+        with self._lock:
+            prompts = self._state(obj_id).prompts.get(frame)
+            return self._candidates.chosen(obj_id, frame, prompts)
+
+    def choose_candidate(self, obj_id: int, frame: int, k: int | None) -> np.ndarray:
+        """Make candidate ``k`` of :meth:`mask_candidates` (None: the model's
+        own pick) ``obj_id``'s output on ``frame``, with that candidate's
+        object pointer; the clicks stay the prompts, the next click there
+        refines the chosen mask, and the frames tracked through this one are
+        marked out of date. Returns the frame's labels (a copy), rewritten."""
+        obj_id, frame = check_object_id(obj_id), check_frame(frame, self.num_frames)
+        with self._lock, torch.inference_mode():
+            self._not_running()
+            prompts = self._decoded_prompts(obj_id, frame)
+            low, ptr = self._candidates.choose(obj_id, frame, prompts, k)
+            state = self._objects[obj_id]
+            score = state.pending[frame].object_score if frame in state.pending else self._bank.cond_entry(obj_id, frame).object_score
+            state.pending[frame] = _Decoded(low, ptr, score)
+            self._mark_stale(obj_id, frame)
+            return self.segment_frame(frame)
+
+    def _decoded_prompts(self, obj_id: int, frame: int) -> FramePrompts | None:
+        prompts = self._state(obj_id).prompts.get(frame)
+        if prompts is not None and prompts.dirty:
+            self.segment_frame(frame)  # decodes and shows the frame's changed prompts
+        return prompts
+
+    # ====================================================== painting, states
+    def use_mask_from_labels(self, obj_id: int, frame: int, labels=None) -> None:
+        """Make ``obj_id``'s pixels in a label frame (``Y x X``; by default
+        ``session.labels[frame]``, e.g. after the user painted or erased
+        there) its mask prompt on ``frame``: a correction the next
+        :meth:`propagate` carries on. :meth:`clear_frame` takes it back."""
+        frame = check_frame(frame, self.num_frames)
+        source = self.labels[frame] if labels is None else np.asarray(labels)
+        if tuple(source.shape) != (self.height, self.width):
+            raise ValueError(
+                f"labels has shape {tuple(source.shape)} but frames are {self.height} x {self.width}; "
+                "give one label frame"
+            )
+        self.add_mask(obj_id, frame, np.asarray(source) == obj_id)
+
+    def frame_states(self, obj_id: int | None = None) -> np.ndarray:
+        """``(num_frames,)`` int8: ``FRAME_CURRENT``, ``FRAME_OUT_OF_DATE``
+        or ``FRAME_NOT_REACHED`` per frame (see :mod:`.frame_states`), for
+        ``obj_id`` or, with None, the worst over all objects. Reads the
+        bookkeeping only, without waiting for a running propagation."""
+        if obj_id is not None:
+            ids = [check_object_id(obj_id)]
+            self._state(ids[0])
+        else:
+            ids = list(self._objects)
+        per_object = []
+        for i in ids:
+            state = self._objects.get(i)
+            if state is None:
+                continue
+            prompted = [(f, not p.dirty) for f, p in list(state.prompts.items())]
+            reached = state.direction != UNTRACKED
+            for f in np.flatnonzero(~reached):  # e.g. a frame whose prompts were removed keeps its output
+                reached[f] = self._bank.logits(i, int(f)) is not None
+            per_object.append(object_frame_states(reached, state.fresh, prompted))
+        return combine_states(per_object, self.num_frames)
 
 def _frames_and_labels(results: Iterator[FrameResult]) -> Iterator[tuple[int, np.ndarray]]:
     try:

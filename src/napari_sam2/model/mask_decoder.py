@@ -18,6 +18,10 @@ class DecoderOutput(NamedTuple):
     iou: torch.Tensor  # B x M predicted IoU
     tokens: torch.Tensor  # B x M' x C output tokens for object pointers
     object_score_logits: torch.Tensor  # B x 1
+    # the multimask tokens' outputs whatever ``multimask`` chose (K = 3):
+    candidates: torch.Tensor | None = None  # B x K x 4S x 4S mask logits
+    candidate_iou: torch.Tensor | None = None  # B x K predicted IoU
+    candidate_tokens: torch.Tensor | None = None  # B x K x C
 
 
 class MaskDecoder(nn.Module):
@@ -154,6 +158,7 @@ class MaskDecoder(nn.Module):
         high_res: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> DecoderOutput:
         masks, iou, mask_tokens, score = self.predict_all(image, image_pe, sparse, dense, high_res)
+        candidates = (masks[:, 1:], iou[:, 1:], mask_tokens[:, 1:])
         if multimask:
             masks, iou = masks[:, 1:], iou[:, 1:]
         elif self.config.dynamic_multimask_via_stability and not self.training:
@@ -163,4 +168,4 @@ class MaskDecoder(nn.Module):
         # the pointer token: the chosen multimask tokens, else always the
         # single-mask token (tracking was trained on it)
         tokens = mask_tokens[:, 1:] if multimask and self.use_multimask_token_for_obj_ptr else mask_tokens[:, :1]
-        return DecoderOutput(masks, iou, tokens, score)
+        return DecoderOutput(masks, iou, tokens, score, *candidates)

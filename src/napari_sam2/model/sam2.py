@@ -56,6 +56,11 @@ class HeadOutput(NamedTuple):
     ``low_res``: ``B x 1 x 4S x 4S`` the chosen mask; ``high_res``:
     ``B x 1 x 16S x 16S`` the chosen mask upsampled to the model input size;
     ``obj_ptr``: ``B x C`` object pointer; ``object_score_logits``: ``B x 1``.
+
+    ``candidates`` (``B x K x 4S x 4S``, K = 3), ``candidate_ious`` (``B x K``)
+    and ``candidate_ptrs`` (``B x K x C``): the multimask tokens' masks,
+    predicted IoUs and the object pointer each would give if chosen, also
+    when one mask was decoded; None for a mask prompt taken as the output.
     """
 
     multimask_logits: torch.Tensor
@@ -64,6 +69,9 @@ class HeadOutput(NamedTuple):
     high_res: torch.Tensor
     obj_ptr: torch.Tensor
     object_score_logits: torch.Tensor
+    candidates: torch.Tensor | None = None
+    candidate_ious: torch.Tensor | None = None
+    candidate_ptrs: torch.Tensor | None = None
 
 
 class StepOutput(NamedTuple):
@@ -209,8 +217,10 @@ class SAM2Model(nn.Module):
         )
         logits, score = dec.masks, dec.object_score_logits
         present = score > 0  # (B, 1)
+        candidates = dec.candidates
         if t.pred_obj_scores:
             logits = torch.where(present[:, None, None], logits, NO_OBJECT_LOGIT)
+            candidates = torch.where(present[:, None, None], candidates, NO_OBJECT_LOGIT)
         logits = logits.float()
         token = dec.tokens[:, 0]
         if multimask:
@@ -224,13 +234,23 @@ class SAM2Model(nn.Module):
         high = F.interpolate(
             low, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
         )
+        k = candidates.shape[1]
+        if self.mask_decoder.use_multimask_token_for_obj_ptr:
+            candidate_tokens = dec.candidate_tokens  # (B, K, C)
+        else:  # the single-mask token, whichever mask is chosen
+            candidate_tokens = dec.tokens[:, :1].expand(-1, k, -1)
         obj_ptr = self.obj_ptr_proj(token)
+        candidate_ptrs = self.obj_ptr_proj(candidate_tokens)  # (B, K, C)
         if t.pred_obj_scores:
             weight = present.float()
             if t.fixed_no_obj_ptr:
                 obj_ptr = weight * obj_ptr
+                candidate_ptrs = weight[:, None] * candidate_ptrs
             obj_ptr = obj_ptr + (1 - weight) * self.no_obj_ptr
-        return HeadOutput(logits, dec.iou, low, high, obj_ptr, score)
+            candidate_ptrs = candidate_ptrs + (1 - weight[:, None]) * self.no_obj_ptr
+        return HeadOutput(
+            logits, dec.iou, low, high, obj_ptr, score, candidates.float(), dec.candidate_iou, candidate_ptrs
+        )
 
     def mask_as_output(
         self,
