@@ -31,7 +31,16 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
 from ._qt.background import BackgroundWork
-from ._qt.controls import AUTOMATIC, FIXED, INTENSITY_CHOICES, LAYER_CONTRAST, NEW_LABELS, READY, Controls
+from ._qt.controls import (
+    AUTOMATIC,
+    FIXED,
+    INTENSITY_CHOICES,
+    LAYER_CONTRAST,
+    NEW_LABELS,
+    NO_CANDIDATES,
+    READY,
+    Controls,
+)
 from ._qt.history import LabelsHistory
 from ._qt.jobs import Stack
 from ._qt.layer_binding import LayerBinding
@@ -98,6 +107,9 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._history = LabelsHistory()
         self._steps = StepHistory(restore=self._restore_state)
         self._masks: dict = {}  # (object, frame) -> PaintedMask: mask prompts
+        self._choices: dict = {}  # (object, frame) -> index of SAM's candidate chosen for the clicks
+        self._candidates = None  # the Candidates shown (jobs.Candidates)
+        self._last_prompt: tuple[int, int] | None = None  # (object, frame) of the latest click/box
         # prompts an undo/redo put back, for the next sync (see SyncJob.restored)
         self._restored: dict | None = None
         self._restored_stack: Stack | None = None
@@ -154,6 +166,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self.redo_button.clicked.connect(lambda: self.redo())
         self.help_link.linkActivated.connect(lambda _link: self.show_help())
         self.frame_strip.frame_clicked.connect(self.go_to_frame)
+        self.candidate_button.clicked.connect(lambda: self.cycle_candidate())
         self.intensity_box.activated.connect(lambda _i: self._on_intensity_choice())
         self.intensity_min.valueChanged.connect(lambda _v: self._on_intensity_choice())
         self.intensity_max.valueChanged.connect(lambda _v: self._on_intensity_choice())
@@ -295,6 +308,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._setup_prompt_layers()
         self._adopt_labels(self._find_default_labels())
         self._masks = {}
+        self._choices = {}
         self.object_list.set_ids(self._prompted_objects())
         self._steps.reset(self._snapshot())
         self._refresh_layer_choices()
@@ -438,6 +452,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             return
         self._delete_prompts(obj)
         self._masks = {k: v for k, v in self._masks.items() if k[0] != obj}
+        self._choices = {k: v for k, v in self._choices.items() if k[0] != obj}
         if delete and obj in self.objects:
             self.object_list.remove(obj)
             self._update_defaults()
@@ -469,6 +484,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         finally:
             self._quiet -= 1
         self._masks = {}
+        self._choices = {}
         self._forget_session()
         self._want_clear = []
         self.object_list.set_ids([])
@@ -552,6 +568,44 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
 
         QMessageBox.information(self, "SAM 2 help", help_text())
 
+    # ================================================================ candidates
+    def cycle_candidate(self, step: int = 1) -> int | None:
+        """Show the next (``step=1``) or previous of SAM's candidate masks for
+        the selected object's clicks on the current frame, best predicted IoU
+        first, then the model's own pick again; one undo step. Returns the
+        index chosen (None: the model's pick)."""
+        shown = self._candidates
+        if shown is None or shown.obj != self.current_object or self.busy:
+            self._error("click the object on this frame first (and wait for its mask)")
+            return None
+        order = [None, *range(len(shown.ious))]
+        obj, frame = shown.obj, shown.frame
+        k = order[(order.index(shown.chosen) + step) % len(order)]
+        if k is None:
+            self._choices.pop((obj, frame), None)
+        else:
+            self._choices[(obj, frame)] = k
+        self._want_sync = True
+        self._kick()
+        return k
+
+    def _show_candidates(self, found) -> None:
+        self._candidates = found
+        if found is None or found.obj != self.current_object:
+            self.candidate_label.setText(NO_CANDIDATES)
+            self.candidate_button.setEnabled(False)
+            self._candidates = None
+            return
+        ious = " / ".join(f"{v:.2f}" for v in found.ious)
+        if found.chosen is None:
+            text = f"Frame {found.frame}: model's pick (candidates' IoU {ious})"
+        else:
+            text = (f"Frame {found.frame}: candidate {found.chosen + 1} of {len(found.ious)}, "
+                    f"predicted IoU {found.ious[found.chosen]:.2f}")
+        self.candidate_label.setText(text)
+        self.candidate_label.setToolTip(f"Predicted IoU of SAM's candidates, best first: {ious}")
+        self.candidate_button.setEnabled(True)
+
     # ================================================================ intensity
     @property
     def intensity_mode(self) -> str:
@@ -622,7 +676,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
 
     # ================================================================ steps
     def _snapshot(self) -> PromptState:
-        return snapshot(self.objects, self.current_object, self._points, self._shapes, self._masks)
+        return snapshot(self.objects, self.current_object, self._points, self._shapes, self._masks,
+                        self._choices)
 
     def _record_step(self) -> None:
         """A step without pixel changes (new object, reset, ...), if the
@@ -656,6 +711,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         finally:
             self._quiet -= 1
         self._masks = state.mask_dict()
+        self._choices = state.choice_dict()
+        self._show_candidates(None)
         self.object_list.set_ids(state.objects, current=state.current)
         self._on_colours()
         self._update_defaults()

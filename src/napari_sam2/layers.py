@@ -252,6 +252,7 @@ class FramePrompt(NamedTuple):
     points: tuple[tuple[float, float], ...] = ()
     labels: tuple[int, ...] = ()
     mask: object = None
+    candidate: int | None = None  # SAM's candidate mask chosen for the clicks (None: the model's pick)
 
     @property
     def empty(self) -> bool:
@@ -340,11 +341,14 @@ def collect_prompts(
     points: Mapping[tuple[int, int], tuple[np.ndarray, np.ndarray]],
     boxes: Mapping[tuple[int, int], tuple[float, float, float, float]],
     masks: Mapping[tuple[int, int], object] | None = None,
+    candidates: Mapping[tuple[int, int], int] | None = None,
 ) -> dict[tuple[int, int], FramePrompt]:
     """Merge :func:`points_to_prompts`, :func:`rectangles_to_boxes` and mask
     prompts into ``{(object, frame): FramePrompt}``; where an object has a
-    mask on a frame, the mask is its prompt there (points and box ignored)."""
+    mask on a frame, the mask is its prompt there (points and box ignored).
+    ``candidates``: the candidate chosen for an object's clicks on a frame."""
     masks = dict(masks or {})
+    candidates = dict(candidates or {})
     out = {}
     for key in sorted(set(points) | set(boxes) | set(masks)):
         if key in masks:
@@ -355,6 +359,7 @@ def collect_prompts(
             box=boxes.get(key),
             points=tuple((float(y), float(x)) for y, x in yx),
             labels=tuple(int(v) for v in labs),
+            candidate=candidates.get(key),
         )
     return out
 
@@ -363,8 +368,10 @@ class PromptEdit(NamedTuple):
     """What to tell the engine for one ``(object, frame)``.
 
     ``kind``: ``"append"`` (add ``prompt.points`` to what is there),
-    ``"replace"`` (clear the frame, then add ``prompt``'s box and points) or
-    ``"clear"`` (remove the object's prompts on the frame).
+    ``"replace"`` (clear the frame, then add ``prompt``'s box and points),
+    ``"clear"`` (remove the object's prompts on the frame) or ``"choose"``
+    (same prompts, another of SAM's candidates: ``prompt.candidate``). After
+    an append or a replace, ``prompt.candidate`` (if set) is chosen too.
     """
 
     obj: int
@@ -395,8 +402,12 @@ def plan_prompt_edits(
                 edits.append(PromptEdit(obj, frame, "clear", FramePrompt()))
             continue
         n = len(old.points) if old is not None else 0
+        if old is not None and old._replace(candidate=None) == new._replace(candidate=None):
+            edits.append(PromptEdit(obj, frame, "choose", new))
+            continue
         if (
             old is not None
+            and new.candidate is None  # a new click refines a chosen candidate
             and old.mask is None
             and new.mask is None
             and old.box == new.box

@@ -134,11 +134,21 @@ class BackgroundWork:
             generation=self._generation,
             restored=restored,
             intensity=self.intensity_range() if session is None else self._range_value,
+            focus=self._candidate_focus() if restored is None else None,
             state=self._snapshot(),
         )
         if session is None:
             self._set_status("Preparing the stack…")
         self._task = run_function(sync_work, job, self._model, done=self._on_synced, finished=self._task_finished)
+
+    def _candidate_focus(self):
+        """(object, frame) whose candidates to show: the selected object's
+        latest click or box, else the frame on screen."""
+        obj = self.current_object
+        if obj is None:
+            return None
+        last = self._last_prompt
+        return last if last is not None and last[0] == obj else (obj, self._current_frame())
 
     def _kick_later(self) -> None:
         QTimer.singleShot(0, self._kick)
@@ -157,6 +167,8 @@ class BackgroundWork:
             self._session, self._stack, self._applied = result.session, job.stack, result.applied
         for message in result.errors:
             self._error(message)
+        if job.focus is not None:
+            self._show_candidates(result.candidates)
         if result.changes:
             self._set_status(f"Segmented frame {', '.join(str(c[0]) for c in result.changes)}")
 

@@ -25,6 +25,7 @@ from .object_list import ObjectList
 from .status_area import StatusArea
 
 NEW_LABELS = "New labels layer"
+NO_CANDIDATES = "Candidates: after a click"
 LAYER_CONTRAST, AUTOMATIC, FIXED = "layer", "auto", "fixed"
 INTENSITY_CHOICES = (("Layer contrast", LAYER_CONTRAST), ("Automatic", AUTOMATIC), ("Fixed min-max", FIXED))
 READY = "Ready. Click the image to segment the selected object (Shift-click: negative)."
@@ -97,14 +98,29 @@ class Controls(QWidget):
         hint.setWordWrap(True)
         hint.setStyleSheet("color: gray;")
         self.frame_strip = FrameStrip()
+        self.candidate_label = QLabel(NO_CANDIDATES)
+        self.candidate_label.setStyleSheet("color: gray;")
+        self.candidate_label.setToolTip(
+            "SAM's candidate masks for the selected object's clicks on this frame, by predicted IoU"
+        )
+        self.candidate_button = QPushButton("Next candidate")
+        self.candidate_button.setToolTip(
+            "Show the next of SAM's candidate masks for these clicks (whole cell, part, cluster...); "
+            "after the last, the model's own pick again [Shift-C]"
+        )
+        self.candidate_button.setEnabled(False)
+        candidate_row = QHBoxLayout()
+        candidate_row.addWidget(self.candidate_label, 1)
+        candidate_row.addWidget(self.candidate_button)
         rows = QGridLayout(objects)
         rows.addWidget(self.object_list, 0, 0, 1, 3)
         rows.addWidget(self.frame_strip, 1, 0, 1, 3)
-        rows.addWidget(self.new_button, 2, 0)
-        rows.addWidget(self.clear_button, 2, 1)
-        rows.addWidget(self.delete_button, 2, 2)
-        rows.addWidget(self.negative_box, 3, 0, 1, 3)
-        rows.addWidget(hint, 4, 0, 1, 3)
+        rows.addLayout(candidate_row, 2, 0, 1, 3)
+        rows.addWidget(self.new_button, 3, 0)
+        rows.addWidget(self.clear_button, 3, 1)
+        rows.addWidget(self.delete_button, 3, 2)
+        rows.addWidget(self.negative_box, 4, 0, 1, 3)
+        rows.addWidget(hint, 5, 0, 1, 3)
 
         track = QGroupBox("Propagate")
         self.backward_button = QPushButton("◀ Backward")

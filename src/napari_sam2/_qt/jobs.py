@@ -47,6 +47,7 @@ class SyncJob(NamedTuple):
     # frames show the restored labels already and are not decoded again
     restored: dict | None = None
     intensity: object = "auto"  # the intensity range a new session starts with
+    focus: tuple | None = None  # (object, frame) whose candidates to read afterwards
     state: object = None  # the widget's prompt state the job brings the engine to
 
 
@@ -56,6 +57,7 @@ class SyncResult(NamedTuple):
     applied: dict
     changes: list  # (frame, previous, labels)
     errors: list
+    candidates: object = None  # Candidates of job.focus, read once the prompts are decoded
 
 
 class ClearResult(NamedTuple):
@@ -106,10 +108,13 @@ def sync_work(job: SyncJob, model) -> SyncResult:
         )
     applied = dict(job.applied)
     errors, frames = [], set()
+    before: dict[int, np.ndarray] = {}  # frames as they were (choosing a candidate writes one)
     known = set(session.object_ids)
     for edit in plan_prompt_edits(applied, job.wanted):
         key = (edit.obj, edit.frame)
         applied[key] = job.wanted.get(key, FramePrompt())
+        if edit.frame not in before:
+            before[edit.frame] = np.array(session.labels[edit.frame], copy=True)
         restored = job.restored is not None and job.restored.get(key, FramePrompt()) == applied[key]
         if not restored and edit.prompt.mask is None:
             frames.add(edit.frame)  # a mask prompt's frame shows it already
@@ -118,10 +123,12 @@ def sync_work(job: SyncJob, model) -> SyncResult:
                 session.clear_frame(edit.obj, edit.frame)
             if edit.prompt.mask is not None:
                 session.add_mask(edit.obj, edit.frame, edit.prompt.mask.array)
-            if edit.prompt.box is not None:
+            if edit.kind != "choose" and edit.prompt.box is not None:
                 session.add_box(edit.obj, edit.frame, edit.prompt.box)
-            if edit.prompt.points:
+            if edit.kind != "choose" and edit.prompt.points:
                 session.add_points(edit.obj, edit.frame, edit.prompt.points, edit.prompt.labels)
+            if edit.kind == "choose" or edit.prompt.candidate is not None:
+                session.choose_candidate(edit.obj, edit.frame, edit.prompt.candidate)
             known = set(session.object_ids)
         except Exception as exc:  # one bad prompt must not stop the others
             errors.append(f"object {edit.obj} on frame {edit.frame}: {exc}")
@@ -130,9 +137,31 @@ def sync_work(job: SyncJob, model) -> SyncResult:
             session.remove_object(obj, clear_labels=False)
     changes = []
     for frame in sorted(frames):
-        previous = np.array(session.labels[frame], copy=True)
-        changes.append((frame, previous, session.segment_frame(frame)))
-    return SyncResult(job, session, applied, changes, errors)
+        changes.append((frame, before[frame], session.segment_frame(frame)))
+    return SyncResult(job, session, applied, changes, errors, read_candidates(session, job.focus))
+
+
+class Candidates(NamedTuple):
+    """SAM's candidate masks for one object's clicks on one frame."""
+
+    obj: int
+    frame: int
+    ious: tuple[float, ...]  # predicted IoU, best first
+    chosen: int | None  # index into ious, or None: the model's own pick
+
+
+def read_candidates(session, focus) -> Candidates | None:
+    """The candidates of ``focus = (object, frame)``, if it has clicks there."""
+    if focus is None or not hasattr(session, "mask_candidates"):
+        return None
+    obj, frame = focus
+    if obj not in session.object_ids or frame not in session.prompted_frames(obj):
+        return None
+    found = session.mask_candidates(obj, frame)
+    if not found:
+        return None
+    return Candidates(obj, frame, tuple(float(c.predicted_iou) for c in found),
+                      session.chosen_candidate(obj, frame))
 
 
 def clear_work(session, objects: list[int]) -> ClearResult:

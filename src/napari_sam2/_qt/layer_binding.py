@@ -224,6 +224,7 @@ class LayerBinding:
             self._watch_contrast(None)
             self._image = None
             self._masks = {}
+            self._choices = {}
             self.object_list.set_ids([])
             self._refresh_axis_choices()
             self._set_status(self._ready_text())
@@ -340,6 +341,7 @@ class LayerBinding:
             features.loc[rows, POSITIVE] = positive
             layer.features = features
             self._drop_masks(obj, np.asarray(layer.data)[rows])
+            self._note_prompt(obj, np.asarray(layer.data)[rows[-1]])
         style_points(layer, self.object_list.colour_of)
         self._schedule_sync()
 
@@ -373,6 +375,7 @@ class LayerBinding:
             features.loc[rows, OBJECT] = obj
             layer.features = features
             self._drop_masks(obj, np.asarray([layer.data[r][0] for r in rows]))
+            self._note_prompt(obj, np.asarray(layer.data[rows[-1]][0]))
         style_shapes(layer, self.object_list.colour_of)
         if not self._drawing_box:
             self._schedule_sync()
@@ -426,6 +429,7 @@ class LayerBinding:
         view = labels_view(self._labels.data, self._axis, index)
         for obj, frame in targets:
             self._masks[(obj, frame)] = PaintedMask(np.asarray(view[frame]) == obj)
+            self._choices.pop((obj, frame), None)
         self._quiet += 1
         try:
             for layer, count in ((self._points, len(self._points.data) if self._points is not None else 0),
@@ -491,12 +495,19 @@ class LayerBinding:
             if axis is not None:
                 boxes = {k: v for k, v in boxes.items() if 0 <= k[1] < shape[axis]}
         masks = {k: v for k, v in self._masks.items() if axis is not None or k[1] == 0}
-        return collect_prompts(points, boxes, masks)
+        choices = {k: v for k, v in self._choices.items() if axis is not None or k[1] == 0}
+        return collect_prompts(points, boxes, masks, choices)
+
+    def _note_prompt(self, obj: int, coord: np.ndarray) -> None:
+        """The latest click or box: its candidates are the ones shown."""
+        frame = 0 if self._axis is None else int(round(float(coord[self._axis])))
+        self._last_prompt = (obj, frame)
 
     def _drop_masks(self, obj: int, coords: np.ndarray) -> None:
         """New clicks or boxes of ``obj`` replace its mask prompts on their frames."""
-        if not self._masks or not len(coords):
+        if not (self._masks or self._choices) or not len(coords):
             return
         frames = {0} if self._axis is None else {int(round(c[self._axis])) for c in coords}
         for frame in frames:
             self._masks.pop((obj, frame), None)
+            self._choices.pop((obj, frame), None)

@@ -36,6 +36,8 @@ SHORTCUTS = (
     Shortcut("propagate_backward", "Shift-B", "SAM 2: propagate backward", lambda w: w.propagate("backward")),
     Shortcut("propagate_both", "Shift-D", "SAM 2: propagate both directions", lambda w: w.propagate("both")),
     Shortcut("stop", "Shift-S", "SAM 2: stop the propagation", lambda w: w.stop()),
+    Shortcut("cycle_candidate", "Shift-C", "SAM 2: next candidate mask for the clicks",
+             lambda w: w.cycle_candidate()),
 )
 
 

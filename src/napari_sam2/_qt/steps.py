@@ -61,6 +61,7 @@ class PromptState(NamedTuple):
     box_types: tuple  # M shape types
     box_objects: np.ndarray  # M
     masks: tuple  # ((obj, frame, PaintedMask), ...) sorted by (obj, frame)
+    choices: tuple = ()  # ((obj, frame, candidate index), ...) sorted
 
     def same(self, other: "PromptState | None") -> bool:
         if other is None:
@@ -75,17 +76,21 @@ class PromptState(NamedTuple):
             and self.box_types == other.box_types
             and _equal(self.box_objects, other.box_objects)
             and self.masks == other.masks
+            and self.choices == other.choices
         )
 
     def mask_dict(self) -> dict:
         return {(obj, frame): mask for obj, frame, mask in self.masks}
+
+    def choice_dict(self) -> dict:
+        return {(obj, frame): k for obj, frame, k in self.choices}
 
 
 def _equal(a, b) -> bool:
     return np.shape(a) == np.shape(b) and np.array_equal(a, b)
 
 
-def snapshot(objects, current, points, shapes, masks: dict) -> PromptState:
+def snapshot(objects, current, points, shapes, masks: dict, choices: dict | None = None) -> PromptState:
     """The prompt state of the widget's layers (``points``/``shapes`` may be None)."""
     if points is not None and len(points.data):
         pdata = np.array(points.data, dtype=float, copy=True)
@@ -110,6 +115,7 @@ def snapshot(objects, current, points, shapes, masks: dict) -> PromptState:
         box_types=types,
         box_objects=bobj,
         masks=tuple(sorted(((int(o), int(f), m) for (o, f), m in masks.items()), key=lambda t: t[:2])),
+        choices=tuple(sorted((int(o), int(f), int(k)) for (o, f), k in (choices or {}).items())),
     )
 
 
