@@ -14,7 +14,7 @@ CURRENT, NOT_REACHED, OUT_OF_DATE = 0, 1, 2
 NAMES = {CURRENT: "tracked, current", NOT_REACHED: "not reached", OUT_OF_DATE: "out of date"}
 COLOURS = {CURRENT: QColor(60, 180, 90), NOT_REACHED: QColor(70, 70, 78), OUT_OF_DATE: QColor(235, 160, 40)}
 ROWS = ("selected", "all")
-ROW_HEIGHT = 9
+ROW_HEIGHT = 12
 LABEL_WIDTH = 52
 
 
