@@ -31,20 +31,12 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
 from ._qt.background import BackgroundWork
-from ._qt.controls import (
-    AUTOMATIC,
-    FIXED,
-    INTENSITY_CHOICES,
-    LAYER_CONTRAST,
-    NEW_LABELS,
-    NO_CANDIDATES,
-    READY,
-    Controls,
-)
+from ._qt.controls import NEW_LABELS, READY, Controls
 from ._qt.history import LabelsHistory
 from ._qt.jobs import Stack
 from ._qt.layer_binding import LayerBinding
 from ._qt import shortcuts
+from ._qt.close_watch import CloseWatch
 from ._qt.steps import PromptState, StepHistory, snapshot, write_prompt_layers
 from ._qt.frame_strip import NOT_REACHED
 from .layers import data_position, infer_axis, next_object_id
@@ -53,7 +45,6 @@ __all__ = ["SAM2Widget"]
 
 DIRECTIONS = ("forward", "backward", "both")
 PREPARE_DELAY_MS = 250  # debounce of the image encoding after the slice changes
-INTENSITY_DELAY_MS = 300  # debounce of contrast-limit drags
 SYNC_DELAY_MS = 20  # coalesces the events of one edit of the prompt layers
 
 
@@ -108,7 +99,6 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._steps = StepHistory(restore=self._restore_state)
         self._masks: dict = {}  # (object, frame) -> PaintedMask: mask prompts
         self._choices: dict = {}  # (object, frame) -> index of SAM's candidate chosen for the clicks
-        self._candidates = None  # the Candidates shown (jobs.Candidates)
         self._last_prompt: tuple[int, int] | None = None  # (object, frame) of the latest click/box
         # prompts an undo/redo put back, for the next sync (see SyncJob.restored)
         self._restored: dict | None = None
@@ -118,17 +108,15 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._frames_seen: set[int] = set()  # frames written by the running propagation
         self._want_intensity = False  # the intensity choice changed since the session took it
         self._range_value = None  # the intensity range the session was given
-        self._docked = False  # put in a dock once (taken out again: closed)
-        self._watched_window = None  # the viewer's window, whose closing ends the widget
         self._closed = False
 
         self._connect_controls()
+        self._close_watch = CloseWatch(self)
+        self._close_watch.closing.connect(self._teardown)
         self._sync_timer = QTimer(self, singleShot=True, interval=SYNC_DELAY_MS)
         self._sync_timer.timeout.connect(self._request_sync)
         self._prepare_timer = QTimer(self, singleShot=True, interval=PREPARE_DELAY_MS)
         self._prepare_timer.timeout.connect(self._request_prepare)
-        self._intensity_timer = QTimer(self, singleShot=True, interval=INTENSITY_DELAY_MS)
-        self._intensity_timer.timeout.connect(self._request_intensity)
 
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layers_changed)
@@ -166,10 +154,11 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self.redo_button.clicked.connect(lambda: self.redo())
         self.help_link.linkActivated.connect(lambda _link: self.show_help())
         self.frame_strip.frame_clicked.connect(self.go_to_frame)
-        self.candidate_button.clicked.connect(lambda: self.cycle_candidate())
-        self.intensity_box.activated.connect(lambda _i: self._on_intensity_choice())
-        self.intensity_min.valueChanged.connect(lambda _v: self._on_intensity_choice())
-        self.intensity_max.valueChanged.connect(lambda _v: self._on_intensity_choice())
+        self.candidates.cycle.connect(lambda: self.cycle_candidate())
+        self.intensity.changed.connect(self._request_intensity)
+        # for scripts and tests: the parts' controls
+        self.candidate_label, self.candidate_button = self.candidates.label, self.candidates.button
+        self.intensity_min, self.intensity_max = self.intensity.min_box, self.intensity.max_box
         self.range_box.toggled.connect(lambda _on: self._update_buttons())
 
     def _on_model_failed(self, message: str) -> None:
@@ -247,7 +236,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             or self._want_sync
             or self._want_clear
             or self._want_propagate is not None
-            or self._intensity_timer.isActive()
+            or self.intensity.pending
             or (self._want_intensity and self._session is not None)
         )
 
@@ -300,9 +289,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if layer is self._image:
             return True
         self._forget_session()
-        self._watch_contrast(None)
         self._image = layer
-        self._watch_contrast(layer)
+        self.intensity.watch(layer)
         self._axis = infer_axis(self._image_shape(), layer.axis_labels).axis
         self._labels = None
         self._setup_prompt_layers()
@@ -566,21 +554,19 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         """A short guide and the keyboard shortcuts (as bound now)."""
         from qtpy.QtWidgets import QMessageBox
 
-        QMessageBox.information(self, "SAM 2 help", help_text())
+        QMessageBox.information(self, "SAM 2 help", shortcuts.help_text())
 
     # ================================================================ candidates
     def cycle_candidate(self, step: int = 1) -> int | None:
         """Show the next (``step=1``) or previous of SAM's candidate masks for
-        the selected object's clicks on the current frame, best predicted IoU
-        first, then the model's own pick again; one undo step. Returns the
-        index chosen (None: the model's pick)."""
-        shown = self._candidates
-        if shown is None or shown.obj != self.current_object or self.busy:
-            self._error("click the object on this frame first (and wait for its mask)")
+        the selected object's latest clicks, best predicted IoU first, then
+        the model's own pick again; one undo step. Returns the index chosen
+        (None: the model's pick)."""
+        choice = self.candidates.next_choice(self.current_object, step)
+        if choice is None or self.busy:
+            self._error("click the object first (and wait for its mask)")
             return None
-        order = [None, *range(len(shown.ious))]
-        obj, frame = shown.obj, shown.frame
-        k = order[(order.index(shown.chosen) + step) % len(order)]
+        obj, frame, k = choice
         if k is None:
             self._choices.pop((obj, frame), None)
         else:
@@ -590,27 +576,13 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         return k
 
     def _show_candidates(self, found) -> None:
-        self._candidates = found
-        if found is None or found.obj != self.current_object:
-            self.candidate_label.setText(NO_CANDIDATES)
-            self.candidate_button.setEnabled(False)
-            self._candidates = None
-            return
-        ious = " / ".join(f"{v:.2f}" for v in found.ious)
-        if found.chosen is None:
-            text = f"Frame {found.frame}: model's pick (candidates' IoU {ious})"
-        else:
-            text = (f"Frame {found.frame}: candidate {found.chosen + 1} of {len(found.ious)}, "
-                    f"predicted IoU {found.ious[found.chosen]:.2f}")
-        self.candidate_label.setText(text)
-        self.candidate_label.setToolTip(f"Predicted IoU of SAM's candidates, best first: {ious}")
-        self.candidate_button.setEnabled(True)
+        self.candidates.show_candidates(found, self.current_object)
 
     # ================================================================ intensity
     @property
     def intensity_mode(self) -> str:
         """``"layer"`` (the image layer's contrast limits), ``"auto"`` or ``"fixed"``."""
-        return self.intensity_box.currentData()
+        return self.intensity.mode
 
     def set_intensity(self, mode: str, lo: float | None = None, hi: float | None = None) -> bool:
         """How image values map to the model's input: ``"layer"`` follows the
@@ -618,57 +590,15 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         ``"auto"`` the engine's automatic range, ``"fixed"`` ``(lo, hi)``.
         Cached image features are kept per range; frames are encoded again
         when next needed. Returns False if refused."""
-        modes = [m for _text, m in INTENSITY_CHOICES]
-        if mode not in modes:
-            self._error(f"intensity mode must be one of {', '.join(modes)}, got {mode!r}")
+        problem = self.intensity.set_mode(mode, lo, hi)
+        if problem is not None:
+            self._error(problem)
             return False
-        if mode == FIXED:
-            if lo is None or hi is None or not float(lo) < float(hi):
-                self._error(f"a fixed intensity range needs lo < hi, got {lo!r} and {hi!r}")
-                return False
-            for box, value in ((self.intensity_min, lo), (self.intensity_max, hi)):
-                box.blockSignals(True)
-                box.setValue(float(value))
-                box.blockSignals(False)
-        self.intensity_box.setCurrentIndex(modes.index(mode))
-        self._on_intensity_choice(now=True)
         return True
 
     def intensity_range(self):
         """The range the chosen mode gives now: ``(lo, hi)`` or ``"auto"``."""
-        mode = self.intensity_mode
-        if mode == AUTOMATIC or self._image is None:
-            return "auto"
-        if mode == FIXED:
-            return float(self.intensity_min.value()), float(self.intensity_max.value())
-        lo, hi = (float(c) for c in self._image.contrast_limits)
-        return (lo, hi) if hi > lo else "auto"
-
-    def _watch_contrast(self, layer) -> None:
-        if layer is None:
-            if self._image is not None:
-                self._image.events.contrast_limits.disconnect(self._on_contrast)
-            return
-        layer.events.contrast_limits.connect(self._on_contrast)
-        lo, hi = (float(c) for c in layer.contrast_limits)
-        for box, value in ((self.intensity_min, lo), (self.intensity_max, hi)):
-            box.blockSignals(True)
-            box.setValue(value)
-            box.blockSignals(False)
-
-    def _on_contrast(self, event=None) -> None:
-        if self.intensity_mode == LAYER_CONTRAST:
-            self._intensity_timer.start()
-
-    def _on_intensity_choice(self, now: bool = False) -> None:
-        self._update_buttons()
-        if self.intensity_mode == FIXED and not self.intensity_min.value() < self.intensity_max.value():
-            return  # wait for a valid pair
-        if now:
-            self._intensity_timer.stop()
-            self._request_intensity()
-        else:
-            self._intensity_timer.start()
+        return self.intensity.value()
 
     def _request_intensity(self) -> None:
         self._want_intensity = True
@@ -725,47 +655,10 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._set_status(f"{what}: objects, prompts and labels as they were.")
 
     # ================================================================ teardown
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        self._teardown()
-        super().closeEvent(event)
-
-    def event(self, event) -> bool:
-        """Taken out of its dock (napari's close button, ``remove_dock_widget``):
-        the widget is done, as when closed."""
-        from qtpy.QtCore import QEvent
-
-        if event.type() == QEvent.ParentChange:
-            if self.parent() is not None:
-                self._docked = True
-                QTimer.singleShot(0, self._watch_window)  # once the dock is in the window
-            elif self._docked:
-                self._teardown()
-        return super().event(event)
-
-    def _watch_window(self) -> None:
-        """Close with the viewer's window (Qt tells no child it closes)."""
-        window = self.window()
-        if self._closed or window is self or window is self._watched_window:
-            return
-        if self._watched_window is not None:
-            self._watched_window.removeEventFilter(self)
-        window.installEventFilter(self)
-        self._watched_window = window
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt name)
-        from qtpy.QtCore import QEvent
-
-        if watched is self._watched_window and event.type() == QEvent.Close:
-            self._teardown()
-        return False
-
     def _teardown(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._watched_window is not None:
-            self._watched_window.removeEventFilter(self)
-            self._watched_window = None
         shortcuts.unregister(self.viewer, self)
         self.stop()
         self._sync_timer.stop()
@@ -780,26 +673,5 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             emitter.disconnect(slot)
         self._detach_prompt_layers()
         self._release_labels()
-        self._intensity_timer.stop()
-        self._watch_contrast(None)
+        self.intensity.stop()
 
-
-def help_text() -> str:
-    """The Help dialog's text: the README section, in short, and the shortcuts."""
-    keys = shortcuts.bound_keys()
-    lines = [
-        "Click on the image: a positive point for the selected object; Shift-click: negative.",
-        "Boxes: select the boxes layer and drag a rectangle.",
-        "Painting, filling or erasing an object's pixels in the labels layer makes that its mask",
-        "there; the next propagation carries the fix.",
-        "Propagate forward, backward or both; Stop keeps the frames done.",
-        "Undo / Redo (Ctrl-Z / Ctrl-Shift-Z in the labels or prompt layers) revert objects,",
-        "prompts and labels together.",
-        "",
-        "Keyboard shortcuts (rebind them in napari's Preferences > Shortcuts):",
-    ]
-    for shortcut in shortcuts.SHORTCUTS:
-        bound = ", ".join(keys[shortcuts.action_name(shortcut)]) or "none"
-        lines.append(f"  {bound}: {shortcut.description.removeprefix('SAM 2: ')}")
-    lines += ["", "More: the section \"Use it in napari\" of the README."]
-    return "\n".join(lines)

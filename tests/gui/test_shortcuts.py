@@ -63,7 +63,7 @@ def test_shortcuts_drive_the_widget_and_can_be_rebound(make_viewer, cells, tiny_
         assert widget.objects == [1, 2]
         press(qtbot, viewer, Qt.Key_K, Qt.ShiftModifier)
         assert widget.objects == [1, 2, 3]
-        from napari_sam2._widget import help_text
+        from napari_sam2._qt.shortcuts import help_text
 
         assert any(f"{key}: new object" in help_text() for key in ("Shift+K", "Shift-K"))
     finally:
@@ -86,6 +86,6 @@ def test_every_control_has_a_tooltip(make_viewer, cells):
     assert len(controls) >= 20
     missing = [w.text() if hasattr(w, "text") else type(w).__name__ for w in controls if not w.toolTip()]
     assert missing == []
-    from napari_sam2._widget import help_text
+    from napari_sam2._qt.shortcuts import help_text
 
     assert widget.help_link.toolTip() and "Preferences > Shortcuts" in help_text()

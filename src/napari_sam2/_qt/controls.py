@@ -6,7 +6,6 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -19,15 +18,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .candidate_control import CandidateControl
 from .frame_strip import FrameStrip
+from .intensity import IntensityChoice
 from .model_panel import ModelPanel
 from .object_list import ObjectList
 from .status_area import StatusArea
 
 NEW_LABELS = "New labels layer"
-NO_CANDIDATES = "Candidates: after a click"
-LAYER_CONTRAST, AUTOMATIC, FIXED = "layer", "auto", "fixed"
-INTENSITY_CHOICES = (("Layer contrast", LAYER_CONTRAST), ("Automatic", AUTOMATIC), ("Fixed min-max", FIXED))
 READY = "Ready. Click the image to segment the selected object (Shift-click: negative)."
 HELP = (
     "Click: positive point · Shift-click: negative · "
@@ -52,30 +50,12 @@ class Controls(QWidget):
         self.axis_box.setToolTip(
             "The axis to track along; other axes stay at the viewer's current position"
         )
-        self.intensity_box = QComboBox()
-        for text, mode in INTENSITY_CHOICES:
-            self.intensity_box.addItem(text, mode)
-        self.intensity_box.setToolTip(
-            "How image values map to what the model sees: as the image layer's contrast limits "
-            "show them (default), an automatic range robust to small saturated spots, or a fixed "
-            "min-max; one range for the whole stack"
-        )
-        self.intensity_min = QDoubleSpinBox()
-        self.intensity_max = QDoubleSpinBox()
-        for box, what in ((self.intensity_min, "Lowest"), (self.intensity_max, "Highest")):
-            box.setRange(-1e12, 1e12)
-            box.setDecimals(2)
-            box.setKeyboardTracking(False)
-            box.setToolTip(f"{what} image value of the fixed range")
-        intensity_row = QHBoxLayout()
-        intensity_row.addWidget(self.intensity_box, 2)
-        intensity_row.addWidget(self.intensity_min, 1)
-        intensity_row.addWidget(self.intensity_max, 1)
+        self.intensity = IntensityChoice()
         data_form = QFormLayout()
         data_form.addRow("Image", self.image_box)
         data_form.addRow("Labels", self.labels_box)
         data_form.addRow("Track along", self.axis_box)
-        data_form.addRow("Intensity", intensity_row)
+        data_form.addRow("Intensity", self.intensity)
 
         self.model_panel = ModelPanel()
 
@@ -98,24 +78,11 @@ class Controls(QWidget):
         hint.setWordWrap(True)
         hint.setStyleSheet("color: gray;")
         self.frame_strip = FrameStrip()
-        self.candidate_label = QLabel(NO_CANDIDATES)
-        self.candidate_label.setStyleSheet("color: gray;")
-        self.candidate_label.setToolTip(
-            "SAM's candidate masks for the selected object's clicks on this frame, by predicted IoU"
-        )
-        self.candidate_button = QPushButton("Next candidate")
-        self.candidate_button.setToolTip(
-            "Show the next of SAM's candidate masks for these clicks (whole cell, part, cluster...); "
-            "after the last, the model's own pick again [Shift-C]"
-        )
-        self.candidate_button.setEnabled(False)
-        candidate_row = QHBoxLayout()
-        candidate_row.addWidget(self.candidate_label, 1)
-        candidate_row.addWidget(self.candidate_button)
+        self.candidates = CandidateControl()
         rows = QGridLayout(objects)
         rows.addWidget(self.object_list, 0, 0, 1, 3)
         rows.addWidget(self.frame_strip, 1, 0, 1, 3)
-        rows.addLayout(candidate_row, 2, 0, 1, 3)
+        rows.addWidget(self.candidates, 2, 0, 1, 3)
         rows.addWidget(self.new_button, 3, 0)
         rows.addWidget(self.clear_button, 3, 1)
         rows.addWidget(self.delete_button, 3, 2)
@@ -208,10 +175,7 @@ class Controls(QWidget):
         for widget in (self.image_box, self.labels_box, self.model_panel):
             widget.setEnabled(not running)
         self.axis_box.setEnabled(not running and self.axis_box.count() > 1)
-        fixed = self.intensity_box.currentData() == FIXED
-        self.intensity_box.setEnabled(not running)
-        self.intensity_min.setEnabled(fixed and not running)
-        self.intensity_max.setEnabled(fixed and not running)
+        self.intensity.set_running(running)
         self.start_box.setEnabled(self.range_box.isChecked())
         self.stop_box.setEnabled(self.range_box.isChecked())
 

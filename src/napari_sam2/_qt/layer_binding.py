@@ -221,7 +221,7 @@ class LayerBinding:
             self._forget_session()
             self._detach_prompt_layers()
             self._release_labels()
-            self._watch_contrast(None)
+            self.intensity.watch(None)
             self._image = None
             self._masks = {}
             self._choices = {}

@@ -105,3 +105,24 @@ def bound_keys() -> dict[str, list[str]]:
         action_name(s): [str(k) for k in action_manager._shortcuts.get(action_name(s), [])]
         for s in SHORTCUTS
     }
+
+
+def help_text() -> str:
+    """The Help dialog's text: the README section, in short, and the shortcuts."""
+    keys = bound_keys()
+    lines = [
+        "Click on the image: a positive point for the selected object; Shift-click: negative.",
+        "Boxes: select the boxes layer and drag a rectangle.",
+        "Painting, filling or erasing an object's pixels in the labels layer makes that its mask",
+        "there; the next propagation carries the fix.",
+        "Propagate forward, backward or both; Stop keeps the frames done.",
+        "Undo / Redo (Ctrl-Z / Ctrl-Shift-Z in the labels or prompt layers) revert objects,",
+        "prompts and labels together.",
+        "",
+        "Keyboard shortcuts (rebind them in napari's Preferences > Shortcuts):",
+    ]
+    for shortcut in SHORTCUTS:
+        bound = ", ".join(keys[action_name(shortcut)]) or "none"
+        lines.append(f"  {bound}: {shortcut.description.removeprefix('SAM 2: ')}")
+    lines += ["", "More: the section \"Use it in napari\" of the README."]
+    return "\n".join(lines)
