@@ -44,6 +44,7 @@ def take(
     cells: int = 1,
     show_frame: int | None = None,
     direction: str = "forward",
+    correction: tuple[int, float, float] | None = None,
     device: str | None = None,
     image_size: int | None = None,
     size: tuple[int, int] = (1400, 860),
@@ -64,7 +65,12 @@ def take(
     widget.propagate(direction)
     if not widget.wait(timeout):
         raise RuntimeError("propagation did not finish in time")
-    last = widget.labels_layer.data.shape[0] - 1
+    if correction is not None:  # a negative click on the last object: later frames go out of date
+        t, y, x = correction
+        viewer.dims.set_current_step(0, int(t))
+        widget.add_point(int(t), y, x, positive=False)
+        widget.wait(timeout)
+    last = widget.labels_layer.data.shape[0] - 1 if correction is None else int(correction[0])
     viewer.dims.set_current_step(0, last if show_frame is None else int(show_frame))
     truth = next((layer for layer in viewer.layers if layer.name.endswith("ground truth")), None)
     if truth is not None:
@@ -86,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cells", type=int, default=1, help="how many cells to click when no --point is given")
     parser.add_argument("--show-frame", type=int, default=None, help="frame on screen (default: the last)")
     parser.add_argument("--direction", choices=("forward", "backward", "both"), default="forward")
+    parser.add_argument("--correct", nargs=3, type=float, metavar=("T", "Y", "X"), default=None,
+                        help="after the propagation, a negative click on the last object (and stay there)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--image-size", type=int, default=None, help="network input size, e.g. 512")
     parser.add_argument("--size", nargs=2, type=int, default=(1400, 860), metavar=("W", "H"),
@@ -103,6 +111,7 @@ def main(argv=None) -> int:
         points = [(int(t), y, x) for t, y, x in args.point or []]
         path, _ = take(viewer, args.model, args.out, points=points, cells=args.cells,
                     show_frame=args.show_frame, direction=args.direction,
+                    correction=None if args.correct is None else (int(args.correct[0]), *args.correct[1:]),
                     device=args.device, image_size=args.image_size, size=tuple(args.size))
     finally:
         viewer.close()

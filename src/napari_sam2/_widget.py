@@ -31,11 +31,15 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
 from ._qt.background import BackgroundWork
-from ._qt.controls import HELP, NEW_LABELS, Controls
+from ._qt.controls import NEW_LABELS, READY, Controls
 from ._qt.history import LabelsHistory
 from ._qt.jobs import Stack
 from ._qt.layer_binding import LayerBinding
-from .layers import infer_axis, next_object_id
+from ._qt import shortcuts
+from ._qt.close_watch import CloseWatch
+from ._qt.steps import PromptState, StepHistory, snapshot, write_prompt_layers
+from ._qt.frame_strip import NOT_REACHED
+from .layers import data_position, infer_axis, next_object_id
 
 __all__ = ["SAM2Widget"]
 
@@ -92,9 +96,23 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._drawing_box = False
         self._quiet = 0  # > 0 while the widget edits the prompt layers itself
         self._history = LabelsHistory()
+        self._steps = StepHistory(restore=self._restore_state)
+        self._masks: dict = {}  # (object, frame) -> PaintedMask: mask prompts
+        self._choices: dict = {}  # (object, frame) -> index of SAM's candidate chosen for the clicks
+        self._last_prompt: tuple[int, int] | None = None  # (object, frame) of the latest click/box
+        # prompts an undo/redo put back, for the next sync (see SyncJob.restored)
+        self._restored: dict | None = None
+        self._restored_stack: Stack | None = None
+        self._committing = False  # while the widget adds a step to the labels' history
+        self._labels_removed: str | None = None  # name of a labels layer the user removed
+        self._frames_seen: set[int] = set()  # frames written by the running propagation
+        self._want_intensity = False  # the intensity choice changed since the session took it
+        self._range_value = None  # the intensity range the session was given
         self._closed = False
 
         self._connect_controls()
+        self._close_watch = CloseWatch(self)
+        self._close_watch.closing.connect(self._teardown)
         self._sync_timer = QTimer(self, singleShot=True, interval=SYNC_DELAY_MS)
         self._sync_timer.timeout.connect(self._request_sync)
         self._prepare_timer = QTimer(self, singleShot=True, interval=PREPARE_DELAY_MS)
@@ -112,6 +130,8 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if model is not None:
             self.set_model(model)
         self._update_buttons()
+        self._set_status(self._ready_text())
+        shortcuts.register(self.viewer, self)
 
     def _connect_controls(self) -> None:
         self.model_panel.loaded.connect(lambda model, _text: self.set_model(model))
@@ -129,7 +149,16 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self.backward_button.clicked.connect(lambda: self.propagate("backward"))
         self.both_button.clicked.connect(lambda: self.propagate("both"))
         self.stop_button.clicked.connect(lambda: self.stop())
-        self.reset_button.clicked.connect(lambda: self.reset())
+        self.reset_button.clicked.connect(lambda: self.reset(confirm=True))
+        self.undo_button.clicked.connect(lambda: self.undo())
+        self.redo_button.clicked.connect(lambda: self.redo())
+        self.help_link.linkActivated.connect(lambda _link: self.show_help())
+        self.frame_strip.frame_clicked.connect(self.go_to_frame)
+        self.candidates.cycle.connect(lambda: self.cycle_candidate())
+        self.intensity.changed.connect(self._request_intensity)
+        # for scripts and tests: the parts' controls
+        self.candidate_label, self.candidate_button = self.candidates.label, self.candidates.button
+        self.intensity_min, self.intensity_max = self.intensity.min_box, self.intensity.max_box
         self.range_box.toggled.connect(lambda _on: self._update_buttons())
 
     def _on_model_failed(self, message: str) -> None:
@@ -141,7 +170,18 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             have_image=self._image is not None,
             running=self._propagation is not None,
             stopping=self._stopping,
+            stack=self._image is None or self._axis is not None,
         )
+
+    def _ready_text(self) -> str:
+        """What to do next, when nothing else is worth saying."""
+        if self._image is None:
+            return "Choose an image layer to segment."
+        if self._model is None:
+            return f"Load a model (above) to segment {self._image.name!r}."
+        if self._axis is None:
+            return "A single image: clicks and boxes segment it (nothing to propagate)."
+        return READY
 
     # ================================================================ public API
     @property
@@ -190,11 +230,14 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         return bool(
             self._task is not None
             or self._propagation is not None
+            or self._drawing_box  # a box being drawn is applied once released
             or self.model_panel.busy
             or self._sync_timer.isActive()
             or self._want_sync
             or self._want_clear
             or self._want_propagate is not None
+            or self.intensity.pending
+            or (self._want_intensity and self._session is not None)
         )
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -220,7 +263,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self.model_panel.status.setText(
             f"Model: {model.config.name} at {model.image_size} px on {model.device}"
         )
-        self._set_status("Model ready. " + HELP)
+        self._set_status("Model ready. " + self._ready_text())
         self._want_prepare = True
         self._kick()
 
@@ -247,17 +290,22 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             return True
         self._forget_session()
         self._image = layer
+        self.intensity.watch(layer)
         self._axis = infer_axis(self._image_shape(), layer.axis_labels).axis
         self._labels = None
         self._setup_prompt_layers()
         self._adopt_labels(self._find_default_labels())
+        self._masks = {}
+        self._choices = {}
         self.object_list.set_ids(self._prompted_objects())
+        self._steps.reset(self._snapshot())
         self._refresh_layer_choices()
         self._refresh_axis_choices()
         self._update_defaults()
         self._want_prepare = True
         self._schedule_sync()
         self._update_buttons()
+        self._set_status(self._ready_text())
         return True
 
     def set_labels(self, layer=None) -> bool:
@@ -307,8 +355,12 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if not self._ensure_layers():
             self._error("choose an image first")
             return None
-        labels = self._labels.data
-        obj = next_object_id(labels, self.objects)
+        obj = self._add_object()
+        self._record_step()
+        return obj
+
+    def _add_object(self) -> int:
+        obj = next_object_id(self._labels.data, self.objects)
         self.object_list.add(obj)
         self._update_buttons()
         return obj
@@ -351,6 +403,9 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         if self._image is None:
             self._error("choose an image first")
             return
+        if self._axis is None:
+            self._error("a single 2D image has no other frames to propagate to")
+            return
         if self._model is None and not self.model_panel.busy:
             self._error("load a model first")
             return
@@ -373,53 +428,238 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
 
     def clear_object(self, obj: int | None = None) -> None:
         """Remove an object's prompts and its masks on every frame (one undo step)."""
+        self._clear(obj, delete=False)
+
+    def delete_object(self, obj: int | None = None) -> None:
+        """Clear an object and remove it from the list (one undo step)."""
+        self._clear(obj, delete=True)
+
+    def _clear(self, obj: int | None, *, delete: bool) -> None:
         obj = self.current_object if obj is None else int(obj)
-        if obj is None or self._propagation is not None:
+        if obj is None or self._propagation is not None or not self._ensure_layers():
             return
         self._delete_prompts(obj)
-        self._want_clear.append(obj)
+        self._masks = {k: v for k, v in self._masks.items() if k[0] != obj}
+        self._choices = {k: v for k, v in self._choices.items() if k[0] != obj}
+        if delete and obj in self.objects:
+            self.object_list.remove(obj)
+            self._update_defaults()
+            self._update_buttons()
+        session = self._session
+        if session is not None and obj in session.object_ids:
+            self._want_clear.append(obj)  # its pixels go in the same step
+        else:
+            self._record_step()
         self._schedule_sync()
         self._kick()
 
-    def delete_object(self, obj: int | None = None) -> None:
-        """Clear an object and remove it from the list."""
-        obj = self.current_object if obj is None else int(obj)
-        if obj is None or self._propagation is not None:
-            return
-        self.clear_object(obj)
-        self.object_list.remove(obj)
-        self._update_defaults()
-        self._update_buttons()
-
-    def reset(self) -> None:
-        """Forget all objects and prompts (the labels stay as they are)."""
+    def reset(self, *, confirm: bool = False) -> bool:
+        """Forget all objects and prompts (the labels stay as they are); one
+        undo step. With ``confirm`` (the Reset button) a dialog asks first.
+        Returns whether it was done."""
         if self._propagation is not None:
             self._error("stop the propagation first")
-            return
+            return False
+        if confirm and not self._confirm_reset():
+            return False
         self._quiet += 1
         try:
             if self._points is not None and len(self._points.data):
                 self._points.data = np.zeros((0, self._points.ndim))
             if self._shapes is not None and self._shapes.nshapes:
-                self._shapes.data = []
+                self._shapes.selected_data = set(range(self._shapes.nshapes))
+                self._shapes.remove_selected()
         finally:
             self._quiet -= 1
+        self._masks = {}
+        self._choices = {}
         self._forget_session()
         self._want_clear = []
         self.object_list.set_ids([])
         self._update_defaults()
         self._update_buttons()
-        self._set_status("Reset: no objects. " + HELP)
+        self._record_step()
+        self._set_status("Reset: no objects (Undo brings them back).")
+        return True
+
+    def _confirm_reset(self) -> bool:
+        from qtpy.QtWidgets import QMessageBox
+
+        n = len(self.objects)
+        answer = QMessageBox.question(
+            self,
+            "Reset SAM 2",
+            f"Forget all {n} object(s) and their prompts? The labels stay; Undo brings them back.",
+            QMessageBox.Reset | QMessageBox.Cancel,
+            QMessageBox.Cancel,
+        )
+        return answer == QMessageBox.Reset
+
+    def undo(self) -> None:
+        """Undo the last step (as Ctrl-Z in the Labels layer does)."""
+        if self._labels is not None:
+            self._labels.undo()
+
+    def redo(self) -> None:
+        """Redo the last undone step (Ctrl-Shift-Z in the Labels layer)."""
+        if self._labels is not None:
+            self._labels.redo()
+
+    def step_object(self, delta: int) -> int | None:
+        """Select the next (``delta=1``) or previous (-1) object in the list."""
+        ids = self.objects
+        if not ids:
+            return None
+        current = self.current_object
+        i = ids.index(current) if current in ids else -1
+        obj = ids[(i + delta) % len(ids)]
+        self.object_list.select(obj)
+        return obj
+
+    def go_to_frame(self, frame: int) -> None:
+        """Move the viewer to ``frame`` of the propagation axis."""
+        if self._image is None or self._axis is None:
+            return
+        pos = list(data_position(self._position(), self._image_shape()))
+        pos[self._axis] = int(frame)
+        world = self._image.data_to_world(pos)
+        self.viewer.dims.set_point(self.viewer.dims.ndim - self._image.ndim + self._axis, world[self._axis])
+
+    def frame_states(self, obj: int | None = None) -> np.ndarray | None:
+        """Per frame: 0 tracked and current, 1 not reached, 2 out of date
+        (``napari_sam2.engine.FRAME_*``), for ``obj`` or all objects (None);
+        None without an image."""
+        if self._image is None:
+            return None
+        frames = self._image_shape()[self._axis] if self._axis is not None else 1
+        session = self._session
+        if session is not None and not hasattr(session, "frame_states"):
+            return None  # an engine without frame states (before issue 18's engine part)
+        if session is None or (obj is not None and obj not in session.object_ids):
+            return np.full(frames, NOT_REACHED, dtype=np.int8)
+        return np.asarray(session.frame_states(obj), dtype=np.int8)
+
+    def _refresh_states(self) -> None:
+        if self._closed:
+            return
+        obj = self.current_object
+        self.frame_strip.set_states(self.frame_states(obj) if obj is not None else None, self.frame_states())
+        self.frame_strip.set_current_frame(self._current_frame() if self._image is not None else None)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def show_help(self) -> None:
+        """A short guide and the keyboard shortcuts (as bound now)."""
+        from qtpy.QtWidgets import QMessageBox
+
+        QMessageBox.information(self, "SAM 2 help", shortcuts.help_text())
+
+    # ================================================================ candidates
+    def cycle_candidate(self, step: int = 1) -> int | None:
+        """Show the next (``step=1``) or previous of SAM's candidate masks for
+        the selected object's latest clicks, best predicted IoU first, then
+        the model's own pick again; one undo step. Returns the index chosen
+        (None: the model's pick)."""
+        choice = self.candidates.next_choice(self.current_object, step)
+        if choice is None or self.busy:
+            self._error("click the object first (and wait for its mask)")
+            return None
+        obj, frame, k = choice
+        if k is None:
+            self._choices.pop((obj, frame), None)
+        else:
+            self._choices[(obj, frame)] = k
+        self._want_sync = True
+        self._kick()
+        return k
+
+    def _show_candidates(self, found) -> None:
+        self.candidates.show_candidates(found, self.current_object)
+
+    # ================================================================ intensity
+    @property
+    def intensity_mode(self) -> str:
+        """``"layer"`` (the image layer's contrast limits), ``"auto"`` or ``"fixed"``."""
+        return self.intensity.mode
+
+    def set_intensity(self, mode: str, lo: float | None = None, hi: float | None = None) -> bool:
+        """How image values map to the model's input: ``"layer"`` follows the
+        Image layer's contrast limits (the default; for the whole stack),
+        ``"auto"`` the engine's automatic range, ``"fixed"`` ``(lo, hi)``.
+        Cached image features are kept per range; frames are encoded again
+        when next needed. Returns False if refused."""
+        problem = self.intensity.set_mode(mode, lo, hi)
+        if problem is not None:
+            self._error(problem)
+            return False
+        return True
+
+    def intensity_range(self):
+        """The range the chosen mode gives now: ``(lo, hi)`` or ``"auto"``."""
+        return self.intensity.value()
+
+    def _request_intensity(self) -> None:
+        self._want_intensity = True
+        self._kick()
+
+    # ================================================================ steps
+    def _snapshot(self) -> PromptState:
+        return snapshot(self.objects, self.current_object, self._points, self._shapes, self._masks,
+                        self._choices)
+
+    def _record_step(self) -> None:
+        """A step without pixel changes (new object, reset, ...), if the
+        prompt state changed."""
+        after = self._snapshot()
+        before = self._steps.state
+        if self._labels is None or after.same(before):
+            return
+        self._steps.record(self._labels, before if before is not None else after, after)
+
+    def _step_marker(self, layer, after: PromptState):
+        """``marker(pixels_changed)`` for ``LabelsHistory.commit``."""
+        def make(pixels: bool):
+            before = self._steps.state
+            if not pixels and after.same(before):
+                return None
+            return self._steps.marker(
+                before if before is not None else after, after, ndim=layer.ndim, dtype=layer.data.dtype
+            )
+
+        return make
+
+    def _restore_state(self, state: PromptState, undone: bool) -> None:
+        """Undo/redo: put the prompt layers and objects back as in ``state``;
+        the engine follows with the next sync (the labels are napari's)."""
+        if self._propagation is not None:
+            self.stop()
+        self._quiet += 1
+        try:
+            write_prompt_layers(state, self._points, self._shapes)
+        finally:
+            self._quiet -= 1
+        self._masks = state.mask_dict()
+        self._choices = state.choice_dict()
+        self._show_candidates(None)
+        self.object_list.set_ids(state.objects, current=state.current)
+        self._on_colours()
+        self._update_defaults()
+        self._update_buttons()
+        stack = self._current_stack() if self._model is not None else None
+        if stack is not None:
+            self._restored, self._restored_stack = self._wanted_prompts(stack.axis, dict(stack.index)), stack
+        self._schedule_sync()
+        what = "Undone" if undone else "Redone"
+        self._set_status(f"{what}: objects, prompts and labels as they were.")
 
     # ================================================================ teardown
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        self._teardown()
-        super().closeEvent(event)
-
     def _teardown(self) -> None:
         if self._closed:
             return
         self._closed = True
+        shortcuts.unregister(self.viewer, self)
         self.stop()
         self._sync_timer.stop()
         self._prepare_timer.stop()
@@ -432,5 +672,6 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         ):
             emitter.disconnect(slot)
         self._detach_prompt_layers()
-        if self._labels is not None:
-            self._labels.events.colormap.disconnect(self._on_colours)
+        self._release_labels()
+        self.intensity.stop()
+

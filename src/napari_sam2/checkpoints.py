@@ -629,7 +629,7 @@ def _read_checkpoint(path: Path, torch) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, bad pickle, not a torch file...
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(exc).__name__}: {exc}). The file is damaged "
+            f"cannot read checkpoint {path} ({type(exc).__name__}). The file is damaged "
             "or not a PyTorch checkpoint; delete it and download it again (or pass another file)."
         ) from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):

@@ -39,6 +39,7 @@ __all__ = [
     "labels_view",
     "layer_indices",
     "next_object_id",
+    "painted_values",
     "plan_prompt_edits",
     "points_to_prompts",
     "rectangles_to_boxes",
@@ -184,6 +185,53 @@ def history_atom(
     return layer_indices(frame, ys, xs, axis=axis, index=index, ndim=ndim), old, new
 
 
+def painted_values(atoms, *, axis: int | None, index: Mapping[int, int]) -> dict[int, set[int]]:
+    """``{frame: label values}`` that a Labels-layer edit touched (old and
+    new values), from the edit's history atoms: napari's ``(indices, old,
+    new)`` tuples or its mask-based atoms (``slice_key``, ``old_values``,
+    ``new_value``). Only pixels on the slice held by ``index`` count;
+    ``axis`` None: a single image (frame 0). Unknown atoms are skipped."""
+    out: dict[int, set[int]] = {}
+
+    def note(frames, values) -> None:
+        for f in frames:
+            out.setdefault(int(f), set()).update(int(v) for v in values)
+
+    for atom in atoms:
+        key = getattr(atom, "slice_key", None)
+        if key is not None:
+            ok = all(
+                isinstance(key[a], slice) and (key[a].start or 0) <= p < (key[a].stop if key[a].stop is not None else p + 1)
+                or (not isinstance(key[a], slice) and int(key[a]) == p)
+                for a, p in index.items()
+            )
+            if not ok:
+                continue
+            values = set(np.unique(np.asarray(atom.old_values)).tolist()) | {int(atom.new_value)}
+            if axis is None:
+                frames = [0]
+            else:
+                k = key[axis]
+                frames = range(k.start or 0, k.stop) if isinstance(k, slice) else [int(k)]
+            note(frames, values)
+        elif isinstance(atom, tuple) and len(atom) == 3:
+            indices, old, new = atom
+            if not isinstance(indices, tuple) or not len(indices) or not isinstance(old, np.ndarray):
+                continue
+            keep = np.ones(len(indices[0]), dtype=bool)
+            for a, p in index.items():
+                keep &= np.asarray(indices[a]) == p
+            if not keep.any():
+                continue
+            new = np.asarray(new)
+            values = set(np.unique(old[keep]).tolist()) | set(
+                np.unique(new[keep] if new.ndim else new).tolist()
+            )
+            frames = [0] if axis is None else np.unique(np.asarray(indices[axis])[keep])
+            note(frames, values)
+    return out
+
+
 def next_object_id(labels: np.ndarray | None, objects: Iterable[int] = ()) -> int:
     """The next free label id: one above both the highest value in
     ``labels`` and the highest existing object id."""
@@ -196,11 +244,19 @@ def next_object_id(labels: np.ndarray | None, objects: Iterable[int] = ()) -> in
 # ----------------------------------------------------------------- prompts
 class FramePrompt(NamedTuple):
     """One object's prompts on one frame: an optional box ``(y0, x0, y1, x1)``
-    and clicks ``((y, x), ...)`` with ``labels`` (1 positive, 0 negative)."""
+    and clicks ``((y, x), ...)`` with ``labels`` (1 positive, 0 negative),
+    or a ``mask`` (an object with a ``Y x X`` bool ``array`` and value
+    equality, e.g. a painted correction) instead of both."""
 
     box: tuple[float, float, float, float] | None = None
     points: tuple[tuple[float, float], ...] = ()
     labels: tuple[int, ...] = ()
+    mask: object = None
+    candidate: int | None = None  # SAM's candidate mask chosen for the clicks (None: the model's pick)
+
+    @property
+    def empty(self) -> bool:
+        return self.box is None and not self.points and self.mask is None
 
 
 def _on_slice(coords: np.ndarray, axis: int | None, index: Mapping[int, int]) -> np.ndarray:
@@ -284,16 +340,26 @@ def rectangles_to_boxes(
 def collect_prompts(
     points: Mapping[tuple[int, int], tuple[np.ndarray, np.ndarray]],
     boxes: Mapping[tuple[int, int], tuple[float, float, float, float]],
+    masks: Mapping[tuple[int, int], object] | None = None,
+    candidates: Mapping[tuple[int, int], int] | None = None,
 ) -> dict[tuple[int, int], FramePrompt]:
-    """Merge :func:`points_to_prompts` and :func:`rectangles_to_boxes` into
-    ``{(object, frame): FramePrompt}``."""
+    """Merge :func:`points_to_prompts`, :func:`rectangles_to_boxes` and mask
+    prompts into ``{(object, frame): FramePrompt}``; where an object has a
+    mask on a frame, the mask is its prompt there (points and box ignored).
+    ``candidates``: the candidate chosen for an object's clicks on a frame."""
+    masks = dict(masks or {})
+    candidates = dict(candidates or {})
     out = {}
-    for key in sorted(set(points) | set(boxes)):
+    for key in sorted(set(points) | set(boxes) | set(masks)):
+        if key in masks:
+            out[key] = FramePrompt(mask=masks[key])
+            continue
         yx, labs = points.get(key, (np.zeros((0, 2)), np.zeros(0, dtype=np.int64)))
         out[key] = FramePrompt(
             box=boxes.get(key),
             points=tuple((float(y), float(x)) for y, x in yx),
             labels=tuple(int(v) for v in labs),
+            candidate=candidates.get(key),
         )
     return out
 
@@ -302,8 +368,10 @@ class PromptEdit(NamedTuple):
     """What to tell the engine for one ``(object, frame)``.
 
     ``kind``: ``"append"`` (add ``prompt.points`` to what is there),
-    ``"replace"`` (clear the frame, then add ``prompt``'s box and points) or
-    ``"clear"`` (remove the object's prompts on the frame).
+    ``"replace"`` (clear the frame, then add ``prompt``'s box and points),
+    ``"clear"`` (remove the object's prompts on the frame) or ``"choose"``
+    (same prompts, another of SAM's candidates: ``prompt.candidate``). After
+    an append or a replace, ``prompt.candidate`` (if set) is chosen too.
     """
 
     obj: int
@@ -329,13 +397,19 @@ def plan_prompt_edits(
         if old == new:
             continue
         obj, frame = key
-        if new is None or (new.box is None and not new.points):
+        if new is None or new.empty:
             if old is not None:
                 edits.append(PromptEdit(obj, frame, "clear", FramePrompt()))
             continue
         n = len(old.points) if old is not None else 0
+        if old is not None and old._replace(candidate=None) == new._replace(candidate=None):
+            edits.append(PromptEdit(obj, frame, "choose", new))
+            continue
         if (
             old is not None
+            and new.candidate is None  # a new click refines a chosen candidate
+            and old.mask is None
+            and new.mask is None
             and old.box == new.box
             and new.points[:n] == old.points
             and new.labels[:n] == old.labels
@@ -358,6 +432,7 @@ def session_for_layer(
     axis: int | None = None,
     labels: np.ndarray | None = None,
     options=None,
+    intensity_range="auto",
 ):
     """A :class:`~napari_sam2.StackSession` over a napari Image layer.
 
@@ -372,6 +447,8 @@ def session_for_layer(
         labels: the Labels layer's array (``labels_shape`` of the image); the
             session writes into its view at ``position``. A new array when None.
         options: :class:`~napari_sam2.SessionOptions`.
+        intensity_range: ``"auto"``, ``"dtype"`` or ``(lo, hi)`` (e.g. the
+            layer's ``contrast_limits``), as :class:`~napari_sam2.engine.FrameSource` takes.
     """
     from .engine import SessionOptions, StackSession
 
@@ -403,4 +480,5 @@ def session_for_layer(
         index=index,
         labels=labels,
         options=options if options is not None else SessionOptions(),
+        intensity_range=intensity_range,
     )

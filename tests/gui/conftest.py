@@ -67,6 +67,14 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def demo_model():
+    """The shipped demo model (256 px; it tracks the samples' cells)."""
+    from napari_sam2 import load_model
+
+    return load_model("demo", device="cpu")
+
+
+@pytest.fixture(scope="session")
 def cells():
     """The cells sample, cropped: 6 frames of 96 x 112 (image, ground truth, kwargs)."""
     from napari_sam2._sample_data import cells_timelapse

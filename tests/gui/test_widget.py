@@ -233,8 +233,12 @@ def test_propagate_writes_frames_with_the_right_ids_and_undo_reverts_in_one_step
     widget.labels_layer.redo()
     np.testing.assert_array_equal(widget.labels_layer.data, after_b)
     widget.labels_layer.undo()
-    widget.labels_layer.undo()  # and b's click
+    widget.labels_layer.undo()  # and b's click, which goes from the points layer too
     np.testing.assert_array_equal(widget.labels_layer.data, after_a)
+    assert widget.points_layer.features["object"].tolist() == [a]
+    widget.labels_layer.redo()  # the click is back
+    assert widget.points_layer.features["object"].tolist() == [a, b]
+    np.testing.assert_array_equal(widget.labels_layer.data, after_click)
 
     # propagating again after the undo computes the undone frames again
     # (rather than finding them up to date and doing nothing)

@@ -18,10 +18,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .candidate_control import CandidateControl
+from .frame_strip import FrameStrip
+from .intensity import IntensityChoice
 from .model_panel import ModelPanel
 from .object_list import ObjectList
+from .status_area import StatusArea
 
 NEW_LABELS = "New labels layer"
+READY = "Ready. Click the image to segment the selected object (Shift-click: negative)."
 HELP = (
     "Click: positive point · Shift-click: negative · "
     "drag a rectangle in the boxes layer: box. Prompts go to the selected object."
@@ -45,10 +50,12 @@ class Controls(QWidget):
         self.axis_box.setToolTip(
             "The axis to track along; other axes stay at the viewer's current position"
         )
+        self.intensity = IntensityChoice()
         data_form = QFormLayout()
         data_form.addRow("Image", self.image_box)
         data_form.addRow("Labels", self.labels_box)
         data_form.addRow("Track along", self.axis_box)
+        data_form.addRow("Intensity", self.intensity)
 
         self.model_panel = ModelPanel()
 
@@ -60,16 +67,27 @@ class Controls(QWidget):
         self.clear_button.setToolTip("Remove the selected object's prompts and its masks on every frame")
         self.delete_button.setToolTip("Clear the selected object and remove it from the list")
         self.negative_box = QCheckBox("Negative clicks (or hold Shift)")
+        self.new_button.setToolTip("Add an object with the next free label id and select it [N]")
+        self.negative_box.setToolTip(
+            "Clicks mark background instead of the object; Shift-click does the opposite [Shift-N]"
+        )
+        self.object_list.setToolTip(
+            "Objects (label ids in their colours); prompts go to the selected one [. next, , previous]"
+        )
         hint = QLabel(HELP)
         hint.setWordWrap(True)
         hint.setStyleSheet("color: gray;")
+        self.frame_strip = FrameStrip()
+        self.candidates = CandidateControl()
         rows = QGridLayout(objects)
         rows.addWidget(self.object_list, 0, 0, 1, 3)
-        rows.addWidget(self.new_button, 1, 0)
-        rows.addWidget(self.clear_button, 1, 1)
-        rows.addWidget(self.delete_button, 1, 2)
-        rows.addWidget(self.negative_box, 2, 0, 1, 3)
-        rows.addWidget(hint, 3, 0, 1, 3)
+        rows.addWidget(self.frame_strip, 1, 0, 1, 3)
+        rows.addWidget(self.candidates, 2, 0, 1, 3)
+        rows.addWidget(self.new_button, 3, 0)
+        rows.addWidget(self.clear_button, 3, 1)
+        rows.addWidget(self.delete_button, 3, 2)
+        rows.addWidget(self.negative_box, 4, 0, 1, 3)
+        rows.addWidget(hint, 5, 0, 1, 3)
 
         track = QGroupBox("Propagate")
         self.backward_button = QPushButton("◀ Backward")
@@ -81,9 +99,23 @@ class Controls(QWidget):
         self.follow_box = QCheckBox("Show each frame as it is tracked")
         self.follow_box.setChecked(True)
         self.stop_button = QPushButton("Stop")
+        self.backward_button.setToolTip("Track every object towards the first frame [Shift-B]")
+        self.both_button.setToolTip(
+            "Track forward from the first prompted frame, then backward from it [Shift-D]"
+        )
+        self.forward_button.setToolTip("Track every object towards the last frame [Shift-F]")
+        self.range_box.setToolTip("Track only between these two frames (inclusive)")
+        self.start_box.setToolTip("First frame of the span")
+        self.stop_box.setToolTip("Last frame of the span")
+        self.follow_box.setToolTip("Move the viewer to each frame as it is written")
+        self.stop_button.setToolTip(
+            "Stop after the frame being computed; the frames done stay [Shift-S]"
+        )
         self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m frames")
+        self.progress.setFormat("%p%")
         self.progress.setValue(0)
+        self.progress.setTextVisible(False)  # no count before a propagation ran
+        self.progress.setToolTip("Progress of the propagation")
         grid = QGridLayout(track)
         grid.addWidget(self.backward_button, 0, 0)
         grid.addWidget(self.both_button, 0, 1)
@@ -98,24 +130,44 @@ class Controls(QWidget):
         grid.addWidget(self.progress, 3, 0, 1, 2)
         grid.addWidget(self.stop_button, 3, 2)
 
-        self.reset_button = QPushButton("Reset (forget all objects and prompts)")
-        self.status = QLabel("Choose an image and load a model")
-        self.status.setWordWrap(True)
+        self.undo_button = QPushButton("Undo")
+        self.redo_button = QPushButton("Redo")
+        self.undo_button.setToolTip(
+            "Undo the last step: objects, prompts and labels together (Ctrl-Z in the labels layer)"
+        )
+        self.redo_button.setToolTip("Redo the last undone step (Ctrl-Shift-Z in the labels layer)")
+        self.reset_button = QPushButton("Reset…")
+        self.reset_button.setToolTip(
+            "Forget all objects and prompts (asks first; the labels stay; Undo brings them back)"
+        )
+        self.help_link = QLabel('<a href="help">Help</a>')
+        self.help_link.setToolTip("How to use the widget, and its keyboard shortcuts")
+        history = QHBoxLayout()
+        history.addWidget(self.undo_button)
+        history.addWidget(self.redo_button)
+        history.addWidget(self.reset_button)
+        history.addWidget(self.help_link)
+        self.status_area = StatusArea()
+        self.status = self.status_area.line
 
         layout = QVBoxLayout(self)
         layout.addLayout(data_form)
         layout.addWidget(self.model_panel)
         layout.addWidget(objects)
         layout.addWidget(track)
-        layout.addWidget(self.reset_button)
-        layout.addWidget(self.status)
+        layout.addLayout(history)
+        layout.addWidget(self.status_area)
         layout.addStretch(1)
 
-    def enable(self, *, have_image: bool, running: bool, stopping: bool) -> None:
-        """Enable what can be used now (while propagating: only Stop)."""
-        for button in (self.forward_button, self.backward_button, self.both_button,
-                       self.new_button, self.reset_button):
+    def enable(self, *, have_image: bool, running: bool, stopping: bool, stack: bool = True) -> None:
+        """Enable what can be used now (while propagating: only Stop; for a
+        single image nothing propagates)."""
+        for button in (self.new_button, self.reset_button, self.undo_button, self.redo_button):
             button.setEnabled(have_image and not running)
+        for button in (self.forward_button, self.backward_button, self.both_button):
+            button.setEnabled(have_image and not running and stack)
+        for widget in (self.range_box, self.follow_box):
+            widget.setEnabled(stack)
         self.stop_button.setEnabled(running and not stopping)
         has_object = self.object_list.current_id is not None
         for button in (self.clear_button, self.delete_button):
@@ -123,13 +175,15 @@ class Controls(QWidget):
         for widget in (self.image_box, self.labels_box, self.model_panel):
             widget.setEnabled(not running)
         self.axis_box.setEnabled(not running and self.axis_box.count() > 1)
+        self.intensity.set_running(running)
         self.start_box.setEnabled(self.range_box.isChecked())
         self.stop_box.setEnabled(self.range_box.isChecked())
 
     def _set_status(self, text: str) -> None:
-        self.status.setText(text)
+        self.status_area.show_text(text)
 
     def _error(self, message: str) -> None:
-        """A napari error notification (no traceback) and the status line."""
+        """A napari error notification (no traceback) and the status line
+        (its first sentence; the whole message under Details)."""
+        message = self.status_area.show_error(message)
         show_error(f"SAM 2: {message}")
-        self._set_status(f"Error: {message}")

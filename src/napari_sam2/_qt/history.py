@@ -27,6 +27,8 @@ PROBE_PIXELS = 64
 
 # (frame, ys, xs) -> fancy indices into the Labels layer's data
 ToIndices = Callable[[int, np.ndarray, np.ndarray], tuple]
+# pixels changed? -> one more history atom for the step, or None
+Marker = Callable[[bool], "tuple | None"]
 
 
 class _Pixels:
@@ -84,11 +86,14 @@ class LabelsHistory:
     def discard(self) -> None:
         self._frames = {}
 
-    def commit(self, layer, to_indices: ToIndices, key=None) -> bool:
+    def commit(self, layer, to_indices: ToIndices, key=None, marker: Marker | None = None) -> bool:
         """Make the collected changes one undo step of ``layer``; ``key`` names
-        how frames are numbered. Returns whether a step was recorded."""
+        how frames are numbered. ``marker(pixels_changed)`` may add one more
+        atom to the step (see ``steps.StepHistory``; None: no atom), which
+        makes a step even without pixel changes. Returns whether a step was
+        recorded."""
         frames, self._frames = self._frames, {}
-        if not frames or layer is None:
+        if layer is None or (not frames and marker is None):
             return False
         data = layer.data
         steps = []
@@ -102,17 +107,23 @@ class LabelsHistory:
                 old, new = old[unchanged], new[unchanged]
             if len(new):
                 steps.append((frame, indices, old, new))
+        atom = marker(bool(steps)) if marker is not None else None
+        if not steps and atom is None:
+            return False
         for _frame, indices, old, _new in steps:
             data[indices] = old
         with layer.block_history():
             for _frame, indices, _old, new in steps:
                 layer.data_setitem(indices, new, refresh=False)
+            if atom is not None:
+                layer._save_history(atom)  # napari's one way to add an atom to the step
         probes = self._probes.setdefault((id(layer), key), {})
         for frame, indices, _old, new in steps:
             pick = np.linspace(0, len(new) - 1, num=min(PROBE_PIXELS, len(new))).astype(np.intp)
             probes[frame] = (tuple(i[pick] for i in indices), new[pick])
-        layer.refresh()
-        return bool(steps)
+        if steps:
+            layer.refresh()
+        return True
 
     def undone_frames(self, layer, key) -> list[int]:
         """Frames (numbered as in ``key``) whose latest recorded write is no

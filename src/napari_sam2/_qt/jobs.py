@@ -43,6 +43,12 @@ class SyncJob(NamedTuple):
     applied: dict
     wanted: dict
     generation: int
+    # prompts an undo/redo put back ({(object, frame): FramePrompt}): their
+    # frames show the restored labels already and are not decoded again
+    restored: dict | None = None
+    intensity: object = "auto"  # the intensity range a new session starts with
+    focus: tuple | None = None  # (object, frame) whose candidates to read afterwards
+    state: object = None  # the widget's prompt state the job brings the engine to
 
 
 class SyncResult(NamedTuple):
@@ -51,6 +57,7 @@ class SyncResult(NamedTuple):
     applied: dict
     changes: list  # (frame, previous, labels)
     errors: list
+    candidates: object = None  # Candidates of job.focus, read once the prompts are decoded
 
 
 class ClearResult(NamedTuple):
@@ -96,22 +103,32 @@ def sync_work(job: SyncJob, model) -> SyncResult:
     session = job.session
     if session is None:
         session = session_for_layer(
-            model, job.image, job.position, axis=job.stack.axis, labels=job.labels
+            model, job.image, job.position, axis=job.stack.axis, labels=job.labels,
+            intensity_range=job.intensity,
         )
     applied = dict(job.applied)
     errors, frames = [], set()
+    before: dict[int, np.ndarray] = {}  # frames as they were (choosing a candidate writes one)
     known = set(session.object_ids)
     for edit in plan_prompt_edits(applied, job.wanted):
         key = (edit.obj, edit.frame)
         applied[key] = job.wanted.get(key, FramePrompt())
-        frames.add(edit.frame)
+        if edit.frame not in before:
+            before[edit.frame] = np.array(session.labels[edit.frame], copy=True)
+        restored = job.restored is not None and job.restored.get(key, FramePrompt()) == applied[key]
+        if not restored and edit.prompt.mask is None:
+            frames.add(edit.frame)  # a mask prompt's frame shows it already
         try:
             if edit.kind in ("replace", "clear") and edit.obj in known:
                 session.clear_frame(edit.obj, edit.frame)
-            if edit.prompt.box is not None:
+            if edit.prompt.mask is not None:
+                session.add_mask(edit.obj, edit.frame, edit.prompt.mask.array)
+            if edit.kind != "choose" and edit.prompt.box is not None:
                 session.add_box(edit.obj, edit.frame, edit.prompt.box)
-            if edit.prompt.points:
+            if edit.kind != "choose" and edit.prompt.points:
                 session.add_points(edit.obj, edit.frame, edit.prompt.points, edit.prompt.labels)
+            if edit.kind == "choose" or edit.prompt.candidate is not None:
+                session.choose_candidate(edit.obj, edit.frame, edit.prompt.candidate)
             known = set(session.object_ids)
         except Exception as exc:  # one bad prompt must not stop the others
             errors.append(f"object {edit.obj} on frame {edit.frame}: {exc}")
@@ -120,9 +137,31 @@ def sync_work(job: SyncJob, model) -> SyncResult:
             session.remove_object(obj, clear_labels=False)
     changes = []
     for frame in sorted(frames):
-        previous = np.array(session.labels[frame], copy=True)
-        changes.append((frame, previous, session.segment_frame(frame)))
-    return SyncResult(job, session, applied, changes, errors)
+        changes.append((frame, before[frame], session.segment_frame(frame)))
+    return SyncResult(job, session, applied, changes, errors, read_candidates(session, job.focus))
+
+
+class Candidates(NamedTuple):
+    """SAM's candidate masks for one object's clicks on one frame."""
+
+    obj: int
+    frame: int
+    ious: tuple[float, ...]  # predicted IoU, best first
+    chosen: int | None  # index into ious, or None: the model's own pick
+
+
+def read_candidates(session, focus) -> Candidates | None:
+    """The candidates of ``focus = (object, frame)``, if it has clicks there."""
+    if focus is None or not hasattr(session, "mask_candidates"):
+        return None
+    obj, frame = focus
+    if obj not in session.object_ids or frame not in session.prompted_frames(obj):
+        return None
+    found = session.mask_candidates(obj, frame)
+    if not found:
+        return None
+    return Candidates(obj, frame, tuple(float(c.predicted_iou) for c in found),
+                      session.chosen_candidate(obj, frame))
 
 
 def clear_work(session, objects: list[int]) -> ClearResult:
@@ -137,3 +176,13 @@ def clear_work(session, objects: list[int]) -> ClearResult:
                 pixels.append((frame, ys, xs, obj, session.width))
         session.remove_object(obj, clear_labels=True)
     return ClearResult(session, pixels)
+
+
+def intensity_work(session, value, frame: int) -> list:
+    """Worker: map the stack with ``value`` from now on; the frame on screen
+    is decoded again if it has prompts. Returns ``[(frame, previous, labels)]``."""
+    session.set_intensity_range(value)
+    if not any(frame in session.prompted_frames(obj) for obj in session.object_ids):
+        return []
+    previous = np.array(session.labels[frame], copy=True)
+    return [(frame, previous, session.segment_frame(frame))]

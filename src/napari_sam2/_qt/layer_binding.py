@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_warning
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ..layers import (
@@ -17,12 +17,18 @@ from ..layers import (
     POSITIVE,
     collect_prompts,
     data_position,
+    fixed_index,
     infer_axis,
     labels_shape,
+    labels_view,
+    painted_values,
     points_to_prompts,
     rectangles_to_boxes,
 )
 from .controls import NEW_LABELS
+from .steps import PaintedMask
+
+UNDO_KEY, REDO_KEY = "Control-Z", "Control-Shift-Z"
 from .prompt_layers import (
     find_or_add_points,
     find_or_add_shapes,
@@ -96,13 +102,20 @@ class LayerBinding:
         return layer
 
     def _adopt_labels(self, layer: Labels) -> None:
-        if self._labels is not None:
-            self._labels.events.colormap.disconnect(self._on_colours)
+        self._release_labels()
         self._labels = layer
         self._stack = None
         layer.events.colormap.connect(self._on_colours)
+        layer.events.paint.connect(self._on_paint)
         self.object_list.set_colour_source(layer.get_color)
         self._on_colours()
+        self._steps.reset(self._snapshot())
+
+    def _release_labels(self) -> None:
+        if self._labels is not None:
+            self._labels.events.colormap.disconnect(self._on_colours)
+            self._labels.events.paint.disconnect(self._on_paint)
+        self._labels = None
 
     def _detach_prompt_layers(self) -> None:
         for layer, on_data, on_press in (
@@ -113,6 +126,8 @@ class LayerBinding:
                 layer.events.data.disconnect(on_data)
                 if on_press in layer.mouse_drag_callbacks:
                     layer.mouse_drag_callbacks.remove(on_press)
+                for key in (UNDO_KEY, REDO_KEY):
+                    layer.bind_key(key, None)
         self._points = self._shapes = None
 
     def _setup_prompt_layers(self) -> None:
@@ -124,6 +139,9 @@ class LayerBinding:
         shapes.events.data.connect(self._on_shapes_data)
         points.mouse_drag_callbacks.insert(0, self._on_points_press)
         shapes.mouse_drag_callbacks.insert(0, self._on_shapes_press)
+        for layer in (points, shapes):  # the prompt layers undo as the labels layer does
+            layer.bind_key(UNDO_KEY, lambda _layer: self.undo(), overwrite=True)
+            layer.bind_key(REDO_KEY, lambda _layer: self.redo(), overwrite=True)
         style_points(points, self.object_list.colour_of)
         style_shapes(shapes, self.object_list.colour_of)
         shapes.mode = "add_rectangle"
@@ -202,17 +220,24 @@ class LayerBinding:
             self.stop()
             self._forget_session()
             self._detach_prompt_layers()
-            if self._labels is not None:
-                self._labels.events.colormap.disconnect(self._on_colours)
-            self._image = self._labels = None
+            self._release_labels()
+            self.intensity.watch(None)
+            self._image = None
+            self._masks = {}
+            self._choices = {}
             self.object_list.set_ids([])
             self._refresh_axis_choices()
+            self._set_status(self._ready_text())
         elif layer is self._labels:
             self.stop()
             self._forget_session()
-            self._labels.events.colormap.disconnect(self._on_colours)
-            self._labels = None
+            self._release_labels()
             self.object_list.set_colour_source(None)
+            self._labels_removed = layer.name
+            self._set_status(
+                f"The labels layer {layer.name!r} was removed: choose another above, or the next "
+                "prompt makes a new one."
+            )
         elif layer is self._points or layer is self._shapes:
             self._detach_prompt_layers()
         # layers removed are made again when next needed (not now: the
@@ -227,6 +252,10 @@ class LayerBinding:
         if self._labels is None:
             self._adopt_labels(self._new_labels_layer())
             self._refresh_layer_choices()
+            if self._labels_removed:
+                show_info(f"SAM 2: made a new labels layer {self._labels.name!r} "
+                          f"({self._labels_removed!r} was removed)")
+                self._labels_removed = None
         if self._points is None or self._shapes is None:
             self._setup_prompt_layers()
             self._update_defaults()
@@ -238,6 +267,7 @@ class LayerBinding:
             self._labels.selected_label = obj
         self._update_defaults()
         self._update_buttons()
+        self._refresh_states()
 
     def _update_defaults(self) -> None:
         obj = self.current_object or 0
@@ -310,6 +340,8 @@ class LayerBinding:
             features.loc[rows, OBJECT] = obj
             features.loc[rows, POSITIVE] = positive
             layer.features = features
+            self._drop_masks(obj, np.asarray(layer.data)[rows])
+            self._note_prompt(obj, np.asarray(layer.data)[rows[-1]])
         style_points(layer, self.object_list.colour_of)
         self._schedule_sync()
 
@@ -342,9 +374,86 @@ class LayerBinding:
             features = layer.features
             features.loc[rows, OBJECT] = obj
             layer.features = features
+            self._drop_masks(obj, np.asarray([layer.data[r][0] for r in rows]))
+            self._note_prompt(obj, np.asarray(layer.data[rows[-1]][0]))
         style_shapes(layer, self.object_list.colour_of)
         if not self._drawing_box:
             self._schedule_sync()
+
+    # ---------------------------------------------------------------- painted corrections
+    def _on_paint(self, event) -> None:
+        """The user painted, filled or erased in the Labels layer: each
+        tracked object whose pixels changed on a frame gets its mask there
+        as its prompt, in the same undo step as the paint."""
+        if self._committing or self._closed or self._image is None or self._labels is None:
+            return
+        index = fixed_index(self._position(), self._image_shape(), self._axis)
+        touched = painted_values(list(event.value), axis=self._axis, index=index)
+        objects = set(self.objects)
+        targets = [(obj, frame) for frame, values in sorted(touched.items()) for obj in sorted(values & objects)]
+        if not targets:
+            return
+        before = self._steps.state
+        self._set_mask_prompts(targets, index)
+        after = self._snapshot()
+        layer = self._labels
+        event.value.append(
+            self._steps.marker(before if before is not None else after, after, ndim=layer.ndim,
+                               dtype=layer.data.dtype)
+        )
+        self._schedule_sync()
+
+    def use_painted_mask(self, frame: int, obj: int | None = None) -> bool:
+        """Make ``obj``'s pixels on ``frame`` in the Labels layer (default:
+        the selected object) its mask prompt there (one undo step); the
+        next propagation carries it. Returns False if nothing was done."""
+        obj = self.current_object if obj is None else int(obj)
+        if obj is None or not self._ensure_layers():
+            self._error("choose an image and an object first")
+            return False
+        frames = self._image_shape()[self._axis] if self._axis is not None else 1
+        if not 0 <= int(frame) < frames:
+            self._error(f"frame {frame} is out of range: 0 to {frames - 1}")
+            return False
+        if obj not in self.objects:
+            self.object_list.add(obj)
+        index = fixed_index(self._position(), self._image_shape(), self._axis)
+        self._set_mask_prompts([(obj, int(frame))], index)
+        self._record_step()
+        self._schedule_sync()
+        return True
+
+    def _set_mask_prompts(self, targets, index) -> None:
+        """Mask prompts from the labels for ``(object, frame)`` targets; their
+        clicks and boxes there are removed (a mask replaces them)."""
+        view = labels_view(self._labels.data, self._axis, index)
+        for obj, frame in targets:
+            self._masks[(obj, frame)] = PaintedMask(np.asarray(view[frame]) == obj)
+            self._choices.pop((obj, frame), None)
+        self._quiet += 1
+        try:
+            for layer, count in ((self._points, len(self._points.data) if self._points is not None else 0),
+                                 (self._shapes, self._shapes.nshapes if self._shapes is not None else 0)):
+                if not count:
+                    continue
+                objects = layer.features[OBJECT].to_numpy(dtype=np.int64)
+                if layer is self._points:
+                    coords = np.asarray(layer.data, dtype=float)
+                else:
+                    coords = np.asarray([d[0] for d in layer.data], dtype=float)
+                drop = np.zeros(count, dtype=bool)
+                for obj, frame in targets:
+                    hit = objects == obj
+                    if self._axis is not None:
+                        hit &= np.round(coords[:, self._axis]) == frame
+                    for a, p in index.items():
+                        hit &= np.round(coords[:, a]) == p
+                    drop |= hit
+                if drop.any():
+                    layer.selected_data = set(np.flatnonzero(drop).tolist())
+                    layer.remove_selected()
+        finally:
+            self._quiet -= 1
 
     def _delete_prompts(self, obj: int) -> None:
         self._quiet += 1
@@ -385,4 +494,20 @@ class LayerBinding:
             boxes = rectangles_to_boxes(vertices, types, owners, axis=axis, index=index)
             if axis is not None:
                 boxes = {k: v for k, v in boxes.items() if 0 <= k[1] < shape[axis]}
-        return collect_prompts(points, boxes)
+        masks = {k: v for k, v in self._masks.items() if axis is not None or k[1] == 0}
+        choices = {k: v for k, v in self._choices.items() if axis is not None or k[1] == 0}
+        return collect_prompts(points, boxes, masks, choices)
+
+    def _note_prompt(self, obj: int, coord: np.ndarray) -> None:
+        """The latest click or box: its candidates are the ones shown."""
+        frame = 0 if self._axis is None else int(round(float(coord[self._axis])))
+        self._last_prompt = (obj, frame)
+
+    def _drop_masks(self, obj: int, coords: np.ndarray) -> None:
+        """New clicks or boxes of ``obj`` replace its mask prompts on their frames."""
+        if not (self._masks or self._choices) or not len(coords):
+            return
+        frames = {0} if self._axis is None else {int(round(c[self._axis])) for c in coords}
+        for frame in frames:
+            self._masks.pop((obj, frame), None)
+            self._choices.pop((obj, frame), None)

@@ -59,6 +59,8 @@ class ModelPanel(QGroupBox):
         self.path_edit.setPlaceholderText("path to a .pt checkpoint")
         self.browse_button = QPushButton("…")
         self.browse_button.setMaximumWidth(28)
+        self.path_edit.setToolTip("A SAM 2 / SAM 2.1 checkpoint file (.pt), Meta's or your own")
+        self.browse_button.setToolTip("Choose a checkpoint file")
         path_row = QWidget()
         row = QHBoxLayout(path_row)
         row.setContentsMargins(0, 0, 0, 0)
@@ -68,6 +70,9 @@ class ModelPanel(QGroupBox):
 
         self.device_box = QComboBox()
         self.device_box.addItems(DEVICES)
+        self.device_box.setToolTip(
+            "Where the model runs: auto picks CUDA, then Apple MPS, then the CPU"
+        )
         self.size_box = QComboBox()
         self.size_box.setEditable(True)
         self.size_box.addItems(SIZES)
@@ -75,6 +80,9 @@ class ModelPanel(QGroupBox):
             "Input size of the network: smaller is faster (e.g. 512 on a CPU or for small images)"
         )
         self.load_button = QPushButton("Load model")
+        self.load_button.setToolTip(
+            "Load the chosen model in the background (downloading it on first use)"
+        )
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.status = QLabel("No model loaded")
