@@ -149,3 +149,13 @@ def test_bench_objects_quick():
     assert diff["prompted_frames"] == [0, 1, 2] and diff["reference"] is None and diff["features_cached"]
     assert _number(diff["ours"]["s_per_object_frame"]) and _number(diff["ours"]["same_frame_s_per_object_frame"])
     assert _number(diff["ratio_to_same_frame"]) and isinstance(diff["meets_target"], bool)
+
+
+def test_bench_batch_quick():
+    records = {r["case"]: r for r in _run("bench_batch.py", timeout=400)}
+    assert set(records) == {"batch_workers_1", "batch_workers_2"}
+    for workers in (1, 2):
+        rec = records[f"batch_workers_{workers}"]
+        assert rec["workers"] == workers and rec["stacks"] == 2
+        assert _number(rec["seconds"]) and _number(rec["stacks_per_minute"])
+    assert _number(records["batch_workers_2"]["speedup"])
