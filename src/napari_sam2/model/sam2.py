@@ -30,6 +30,8 @@ NO_OBJECT_LOGIT = -1024.0
 # batches lose to cache misses in the elementwise passes over their
 # memories (see benchmarks/README.md, many objects)
 CPU_OBJECTS_PER_CHUNK = 2
+# objects through the mask decoder and memory encoder at once on the CPU
+CPU_OBJECTS_PER_HEAD_CHUNK = 4
 
 
 class FrameFeatures(NamedTuple):
@@ -422,22 +424,42 @@ class SAM2Model(nn.Module):
         """
         if mask is not None and self.config.tracking.use_mask_input_as_output_without_sam:
             head = self.mask_as_output(features, mask)
-        else:
-            pix = self.condition(features.embedding, readout)
-            mask_input = prev_logits if mask is None else mask
+            memory = self._step_memory(features, head, points, encode_memory)
+            return StepOutput(head, memory)
+        pix = self.condition(features.embedding, readout)
+        mask_input = prev_logits if mask is None else mask
+        multimask = self.use_multimask(readout is None, points)
+        b = pix.shape[0]
+        step = b if points is not None or mask_input is not None else self._head_chunk(b)
+        heads, memories = [], []
+        for start in range(0, b, step):
+            rows = slice(start, start + step)
+            part = features if step == b else _rows(features, rows)
             head = self.run_heads(
-                pix,
-                features.high_res,
-                points=points,
-                mask_input=mask_input,
-                multimask=self.use_multimask(readout is None, points),
+                pix[rows], part.high_res, points=points, mask_input=mask_input, multimask=multimask
             )
-        memory = None
-        if encode_memory and self.num_maskmem > 0:
-            memory = self.encode_memory(
-                features.embedding,
-                head.high_res,
-                head.object_score_logits,
-                from_points=points is not None,
-            )
+            heads.append(head)
+            memories.append(self._step_memory(part, head, points, encode_memory))
+        if len(heads) == 1:
+            return StepOutput(heads[0], memories[0])
+        head = HeadOutput(*(torch.cat(parts) for parts in zip(*heads)))
+        memory = None if memories[0] is None else torch.cat(memories)
         return StepOutput(head, memory)
+
+    def _head_chunk(self, batch: int) -> int:
+        """Objects decoded and encoded into memory at once: on the CPU a few
+        (a 32-object batch took twice as long as chunks of 4, measured at
+        512 px: its 32-128 MB activations fall out of cache), else all."""
+        return CPU_OBJECTS_PER_HEAD_CHUNK if self.device.type == "cpu" else batch
+
+    def _step_memory(self, features, head, points, encode_memory) -> torch.Tensor | None:
+        if not encode_memory or self.num_maskmem == 0:
+            return None
+        return self.encode_memory(
+            features.embedding, head.high_res, head.object_score_logits, from_points=points is not None
+        )
+
+
+def _rows(features: FrameFeatures, rows: slice) -> FrameFeatures:
+    hr = None if features.high_res is None else tuple(x[rows] for x in features.high_res)
+    return FrameFeatures(features.embedding[rows], hr)
