@@ -37,6 +37,7 @@ from ._qt.jobs import Stack
 from ._qt.layer_binding import LayerBinding
 from ._qt import shortcuts
 from ._qt.close_watch import CloseWatch
+from ._qt.session_files import SessionFiles
 from ._qt.steps import PromptState, StepHistory, snapshot, write_prompt_layers
 from ._qt.frame_strip import NOT_REACHED
 from .layers import data_position, infer_axis, next_object_id
@@ -63,12 +64,15 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
       ``add_box(frame, y0, x0, y1, x1, obj=None)``
     * ``propagate(direction="forward", start=None, stop=None)``, ``stop()``
     * ``clear_object(obj=None)``, ``delete_object(obj=None)``, ``reset()``
+    * ``save_session(path)``, ``open_session(path)``, ``set_autosave(where)``
     * ``wait(timeout=None) -> bool``, ``busy``, ``session``,
       ``image_layer``, ``labels_layer``, ``points_layer``, ``shapes_layer``
     """
 
     def __init__(self, napari_viewer, *, model=None) -> None:
         super().__init__()
+        self.session_files = SessionFiles(self)  # Save/Open session and autosave
+        self.layout().insertWidget(self.layout().count() - 2, self.session_files)
         # napari hands plugins a proxy that wraps every object it returns in a
         # new proxy; the widget compares layers by identity, so it keeps the
         # viewer itself (and uses its public API only).
@@ -172,6 +176,7 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
             stopping=self._stopping,
             stack=self._image is None or self._axis is not None,
         )
+        self.session_files.setEnabled(self._image is not None and self._propagation is None)
 
     def _ready_text(self) -> str:
         """What to do next, when nothing else is worth saying."""
@@ -417,6 +422,19 @@ class SAM2Widget(LayerBinding, BackgroundWork, Controls):
         self._want_propagate = (direction, start, stop)
         self._want_sync = True
         self._kick()
+
+    def save_session(self, path) -> bool:
+        """Save objects, prompts and labels to a folder or ``.zip`` (see README)."""
+        return self.session_files.save(path)
+
+    def open_session(self, path) -> bool:
+        """Open a saved session over this image with this model (one undo step)."""
+        return self.session_files.open(path)
+
+    def set_autosave(self, where) -> None:
+        """Autosave after each propagation and correction: False/None off, True
+        beside the image file, or a folder."""
+        self.session_files.set_autosave(where)
 
     def stop(self) -> None:
         """Stop a propagation after the frame being computed."""

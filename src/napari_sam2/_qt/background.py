@@ -171,6 +171,8 @@ class BackgroundWork:
             self._show_candidates(result.candidates)
         if result.changes:
             self._set_status(f"Segmented frame {', '.join(str(c[0]) for c in result.changes)}")
+        if result.changes or result.applied != job.applied:
+            self.session_files.changed()  # autosave, if on
 
     def _record(self, changes, stack: Stack, state) -> None:
         """One undo step for frames written by a click/box/clear."""
@@ -339,6 +341,7 @@ class BackgroundWork:
             self._set_status(f"Propagated {done} (Undo reverts them)" if self._frames_seen
                              else "Nothing to propagate: every frame is up to date")
         self._update_buttons()
+        self.session_files.changed()  # autosave, if on
         self._want_prepare = True
         self._kick()
 

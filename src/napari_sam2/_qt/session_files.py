@@ -1,0 +1,242 @@
+"""Save session… / Open session… and autosave for the widget.
+
+A part the widget holds (``widget.session_files``) and calls; it reads and
+writes the widget's state only through the widget's methods and the
+attributes named here, in the main thread. The file format is the engine's
+(:mod:`napari_sam2.engine.persist`): ``session.save`` writes it and
+``StackSession.load`` checks it (shape, model, format) before anything in
+the widget changes.
+
+Opening rebuilds the widget from the file: the objects, their clicks and
+boxes in the prompt layers (mapped into the layers' coordinates with the
+stack's axis and fixed indices), mask prompts as painted masks, and the
+labels, as one undo step. The loaded session becomes the widget's, so which
+frames are current survives (propagating again after opening recomputes
+nothing that was current).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
+
+from ..layers import labels_view
+from .jobs import image_snapshot
+from .steps import PaintedMask, PromptState, write_prompt_layers
+
+SUFFIX = ".sam2"
+
+
+class SessionFiles(QWidget):
+    """The Save/Open buttons and the autosave switch of ``widget``."""
+
+    def __init__(self, widget) -> None:
+        super().__init__()
+        self._widget = widget
+        self._autosave: bool | Path = False  # False: off; True: beside the image file; a folder
+        self.save_button = QPushButton("Save session…")
+        self.open_button = QPushButton("Open session…")
+        self.autosave_box = QCheckBox("Autosave")
+        self.save_button.setToolTip("Save objects, prompts and labels to a session folder (.sam2) or a .zip")
+        self.open_button.setToolTip("Open a saved session over this image with this model (one undo step)")
+        self.autosave_box.setToolTip(
+            "After each propagation and correction, save the session to <image name>.sam2 beside the image file"
+        )
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.save_button)
+        row.addWidget(self.open_button)
+        row.addWidget(self.autosave_box)
+        self.save_button.clicked.connect(self._ask_save)
+        self.open_button.clicked.connect(self._ask_open)
+        self.autosave_box.toggled.connect(lambda on: self.set_autosave(bool(on)) if bool(on) != bool(self._autosave)
+                                          else None)
+        self.last_autosave: Path | None = None  # where the latest autosave went
+
+    # ------------------------------------------------------------ save
+    def save(self, path) -> bool:
+        """Write the widget's session to ``path`` (a folder or a ``.zip``),
+        after the pending prompt edits are applied. False if not saved."""
+        w = self._widget
+        if w._propagation is not None:
+            w._error("stop the propagation before saving the session")
+            return False
+        w.wait()
+        try:
+            self._write(Path(path))
+        except Exception as exc:
+            w._error(f"could not save the session to {str(path)!r}: {exc}")
+            return False
+        w._set_status(f"Session saved to {str(path)!r}.")
+        return True
+
+    def _write(self, path: Path) -> None:
+        w = self._widget
+        session = w._session
+        if session is None:
+            raise ValueError("nothing to save: add a point or a box first")
+        meta = {}
+        for obj in session.object_ids:
+            colour = w.object_list.colour_of(obj)
+            meta[obj] = {"colour": list(colour)} if colour is not None else {}
+        session.save(path, objects_meta=meta, model_source=w._model.config.name)
+
+    def _ask_save(self) -> None:
+        default = self.autosave_path() or Path.home() / f"session{SUFFIX}"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save SAM 2 session", str(default), f"Session folder (*{SUFFIX});;Zip file (*.zip)"
+        )
+        if path:
+            self.save(path)
+
+    # ------------------------------------------------------------ open
+    def open(self, path) -> bool:
+        """Replace the widget's objects, prompts and labels by the session at
+        ``path`` (one undo step). A file made on another stack shape or with
+        another model is an error and changes nothing. False if not opened."""
+        from ..engine import StackSession
+
+        w = self._widget
+        if w._propagation is not None:
+            w._error("stop the propagation before opening a session")
+            return False
+        if w._image is None or w._model is None:
+            w._error("choose an image and load the model the session was made with, then open it")
+            return False
+        w.wait()
+        stack = w._current_stack()
+        if stack is None:
+            w._error("choose an image first")
+            return False
+        axis, index = stack.axis, dict(stack.index)
+        view = labels_view(w._labels.data, axis, index)
+        previous = np.array(view, copy=True)
+        image = image_snapshot(w._image)
+        try:
+            session = StackSession.load(
+                path, w._model, image.data, axis=0 if axis is None else axis,
+                channel_axis=image.ndim if image.rgb else None, index=index, labels=view,
+            )
+        except Exception as exc:
+            view[...] = previous  # the load may have written some frames
+            w._error(f"could not open the session {str(path)!r}: {exc}")
+            return False
+        self._adopt(session, stack, previous, view)
+        w._set_status(f"Opened the session {str(path)!r}: {len(w.objects)} object(s) (Undo reverts it).")
+        return True
+
+    def _adopt(self, session, stack, previous: np.ndarray, view: np.ndarray) -> None:
+        w = self._widget
+        axis, index = stack.axis, dict(stack.index)
+        state = self._state_of(session.prompt_records())
+        w._quiet += 1
+        try:
+            write_prompt_layers(state, w._points, w._shapes)
+        finally:
+            w._quiet -= 1
+        w._masks, w._choices = state.mask_dict(), {}
+        w._show_candidates(None)
+        w.object_list.set_ids(state.objects, current=state.current)
+        w._on_colours()
+        w._update_defaults()
+        w._update_buttons()
+        w._forget_session()  # workers of the old session finish unseen
+        w._session, w._stack = session, stack
+        w._applied = w._wanted_prompts(axis, index)
+        w._range_value = tuple(session.intensity_range)
+        for frame in range(len(view)):
+            w._history.add_frame(frame, previous[frame], np.asarray(view[frame]))
+        w._commit(stack, w._snapshot())
+        w._labels.refresh()
+        w._refresh_states()
+
+    def _state_of(self, records) -> PromptState:
+        """The prompt layers' content for the engine's prompt records."""
+        w = self._widget
+        points, point_objects, point_positive = [], [], []
+        boxes, box_objects, masks = [], [], []
+        for rec in records:
+            for frame, fr in sorted(rec.frames.items()):
+                if fr.mask is not None:
+                    masks.append((int(rec.id), int(frame), PaintedMask(fr.mask)))
+                if fr.box is not None:
+                    y0, x0, y1, x1 = fr.box
+                    corners = [(y0, x0), (y0, x1), (y1, x1), (y1, x0)]
+                    boxes.append(np.array([w._coords(frame, y, x) for y, x in corners], dtype=float))
+                    box_objects.append(int(rec.id))
+                for (y, x), label in zip(fr.points, fr.labels):
+                    points.append(w._coords(frame, y, x))
+                    point_objects.append(int(rec.id))
+                    point_positive.append(bool(label))
+        objects = tuple(sorted(int(rec.id) for rec in records))
+        ndim = w._points.ndim
+        return PromptState(
+            objects=objects,
+            current=objects[0] if objects else None,
+            points=np.array(points, dtype=float).reshape(-1, ndim),
+            point_objects=np.array(point_objects, dtype=np.int64),
+            point_positive=np.array(point_positive, dtype=bool),
+            boxes=tuple(boxes),
+            box_types=("rectangle",) * len(boxes),
+            box_objects=np.array(box_objects, dtype=np.int64),
+            masks=tuple(sorted(masks, key=lambda t: t[:2])),
+        )
+
+    def _ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open SAM 2 session (the CURRENT file of a .sam2 folder, or a .zip)",
+            str(self.autosave_path() or Path.home()), "Session (CURRENT *.zip)",
+        )
+        if path:
+            self.open(Path(path).parent if Path(path).name == "CURRENT" else path)
+
+    # ------------------------------------------------------------ autosave
+    def set_autosave(self, where) -> None:
+        """``False``/``None``: off; ``True``: into ``<image name>.sam2`` beside
+        the image file; a folder: into ``<folder>/<image name>.sam2``."""
+        if where is None or where is False:
+            self._autosave = False
+        elif where is True:
+            self._autosave = True
+        else:
+            self._autosave = Path(where)
+        self.autosave_box.blockSignals(True)
+        self.autosave_box.setChecked(bool(self._autosave))
+        self.autosave_box.blockSignals(False)
+        if self._autosave and self.autosave_path() is None:
+            self._widget._set_status("Autosave: the image has no file; give a folder (set_autosave(folder)).")
+
+    @property
+    def autosave(self):
+        return self._autosave
+
+    def autosave_path(self) -> Path | None:
+        """Where autosave writes for the current image (None: nowhere known)."""
+        image = self._widget._image
+        if image is None:
+            return None
+        source = getattr(getattr(image, "source", None), "path", None)
+        if isinstance(self._autosave, Path):
+            return self._autosave / f"{image.name}{SUFFIX}"
+        if source:
+            return Path(source).parent / f"{Path(source).stem}{SUFFIX}"
+        return None
+
+    def changed(self) -> None:
+        """The widget applied a correction or finished a propagation: autosave
+        now if on. A failure is a status line, never an exception."""
+        w = self._widget
+        if not self._autosave or w._session is None or w._propagation is not None:
+            return
+        path = self.autosave_path()
+        if path is None:
+            w._set_status("Autosave skipped: the image has no file; give a folder (set_autosave(folder)).")
+            return
+        try:
+            self._write(path)
+        except Exception as exc:
+            w._set_status(f"Autosave to {str(path)!r} failed: {exc}")
+            return
+        self.last_autosave = path
