@@ -51,8 +51,7 @@ class SessionFiles(QWidget):
         row.addWidget(self.autosave_box)
         self.save_button.clicked.connect(self._ask_save)
         self.open_button.clicked.connect(self._ask_open)
-        self.autosave_box.toggled.connect(lambda on: self.set_autosave(bool(on)) if bool(on) != bool(self._autosave)
-                                          else None)
+        self.autosave_box.toggled.connect(self._on_autosave_toggled)
         self.last_autosave: Path | None = None  # where the latest autosave went
 
     # ------------------------------------------------------------ save
@@ -208,8 +207,13 @@ class SessionFiles(QWidget):
         if self._autosave and self.autosave_path() is None:
             self._widget._set_status("Autosave: the image has no file; give a folder (set_autosave(folder)).")
 
+    def _on_autosave_toggled(self, on: bool) -> None:
+        if bool(on) != bool(self._autosave):  # checking keeps a folder given before
+            self.set_autosave(bool(on))
+
     @property
     def autosave(self):
+        """False (off), True (beside the image file) or the folder given."""
         return self._autosave
 
     def autosave_path(self) -> Path | None:
