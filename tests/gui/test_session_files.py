@@ -3,7 +3,6 @@ model, the cells sample cropped to 4 frames)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 from qtpy.QtWidgets import QFileDialog
 
