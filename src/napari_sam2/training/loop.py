@@ -416,7 +416,7 @@ def _exclusive_memories(model, embedding: torch.Tensor, head, owners: list[int])
 
 def _row(head, i: int):
     """Object ``i`` of a batched head output, keeping the batch dimension."""
-    return type(head)(*(t[i:i + 1] for t in head))
+    return type(head)(*(None if t is None else t[i:i + 1] for t in head))  # candidates may be None
 
 
 def _until_found(rng: np.random.Generator, kwargs: dict) -> TrainSequence:
