@@ -17,7 +17,7 @@ import torch
 
 from napari_sam2 import StackSession
 from napari_sam2.engine.memory import stack_readouts
-from napari_sam2.model import FrameFeatures, MemoryReadout, read_memory
+from napari_sam2.model import FrameFeatures, read_memory
 from napari_sam2.model.memory_tokens import assemble_memory, one_frame
 from napari_sam2.model.sam2 import HeadOutput, StepOutput
 
