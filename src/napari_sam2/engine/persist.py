@@ -172,7 +172,7 @@ def _write_version(folder: Path, doc: dict, masks: dict[str, np.ndarray], labels
 
 def _save_folder(target: Path, doc, masks, labels) -> None:
     target.mkdir(exist_ok=True)
-    old = _current_version(target, missing_ok=True)
+    _current_version(target, missing_ok=True)  # a folder whose CURRENT is damaged is not overwritten
     version = f"v-{uuid.uuid4().hex[:12]}"
     try:
         _write_version(target / version, doc, masks, labels)
@@ -189,7 +189,6 @@ def _save_folder(target: Path, doc, masks, labels) -> None:
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
-    del old
 
 
 def _save_zip(target: Path, doc, masks, labels) -> None:
@@ -290,9 +289,7 @@ def load_session(cls, path, model, data, **kwargs):
             "index": {int(k): v for k, v in src["index"].items()} or None,
             "intensity_range": tuple(src["intensity_range"]),
         }
-        for key in list(options):
-            if key in kwargs:
-                options.pop(key)
+        options = {k: v for k, v in options.items() if k not in kwargs}  # the caller's settings win
         data_shape = tuple(np.shape(data)) if not hasattr(data, "shape") else tuple(data.shape)
         if data_shape != tuple(doc["data_shape"]):
             raise SessionFileError(
