@@ -27,7 +27,6 @@ again. A stack that fails is recorded and the others go on.
 
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
 import io
@@ -43,7 +42,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ._io import atomic_file, replace_folder, write_synced
+from ._io import replace_folder, write_synced
 from .engine.prompt_records import ObjectRecord, apply_objects, objects_to_json, parse_objects
 from .engine.stack_files import is_stack_path, open_stack
 from .export import write_ctc
@@ -445,12 +444,5 @@ def _remove_leftovers(out_dir: Path) -> None:
 
 
 def _write_summary(path: Path, rows: list[StackOutcome]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS)
-    writer.writeheader()
-    for row in rows:
-        d = asdict(row)
-        d["seconds"] = f"{row.seconds:.2f}"
-        writer.writerow(d)
-    with atomic_file(path, what="summary") as fh:
-        fh.write(buf.getvalue().encode("utf-8"))
+    table = [{**asdict(row), "seconds": f"{row.seconds:.2f}"} for row in rows]
+    write_csv(path, table, SUMMARY_COLUMNS, what="summary")

@@ -98,14 +98,14 @@ def tracks_graph(mothers: Mapping[int, int]) -> dict[int, list[int]]:
     return {int(d): [int(m)] for d, m in sorted(mothers.items()) if m}
 
 
-def write_csv(path, rows: list[dict], columns: Sequence[str]) -> Path:
+def write_csv(path, rows: list[dict], columns: Sequence[str], *, what: str = "table") -> Path:
     """Write ``rows`` to a CSV file atomically (a temporary name, then moved into place)."""
     path = Path(path)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_file(path, what="table") as fh:
+    with atomic_file(path, what=what) as fh:
         fh.write(buf.getvalue().encode("utf-8"))
     return path
 
