@@ -16,8 +16,8 @@ from napari_sam2.engine.frames import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     FrameSource,
-    _vertical_pass_first,
 )
+from napari_sam2.engine.model_input import _vertical_pass_first
 
 MEAN = torch.tensor(IMAGENET_MEAN)[:, None, None]
 STD = torch.tensor(IMAGENET_STD)[:, None, None]
