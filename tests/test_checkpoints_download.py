@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from napari_sam2 import checkpoints
+from napari_sam2 import checkpoints, download
 from napari_sam2.checkpoints import (
     CheckpointDownloadError,
     available_models,
@@ -254,7 +254,7 @@ def test_cached_file_is_used_without_network(cache, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("network access attempted")
 
-    monkeypatch.setattr(checkpoints, "_open", no_network)
+    monkeypatch.setattr(download, "open_url", no_network)
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setenv("NAPARI_SAM2_CHECKPOINT_URL", f"http://127.0.0.1:{_closed_port()}")

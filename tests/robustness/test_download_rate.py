@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from napari_sam2 import checkpoints
+from napari_sam2 import checkpoints, download
 from napari_sam2.checkpoints import CheckpointDownloadError, ensure_checkpoint, load_model
 
 TRICKLE_SECONDS = 4.0  # the server gives up after this long (bounds the test on any code)
@@ -67,7 +67,7 @@ def test_min_rate_argument_of_ensure_checkpoint(trickling_mirror):
 
 def test_min_rate_is_checked():
     with pytest.raises(ValueError, match="min_rate"):
-        checkpoints._RateGuard((100.0, 0.0))
+        download.RateGuard((100.0, 0.0))
 
 
 def test_default_is_a_real_bound():
