@@ -6,6 +6,7 @@ from .frame_states import FRAME_CURRENT, FRAME_NOT_REACHED, FRAME_OUT_OF_DATE
 from .frames import FrameSource
 from .memory import FrameMemory, MemoryBank
 from .persist import SessionFileError
+from .prompted_state import PromptedState
 from .session import FrameResult, SessionOptions, StackSession
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "FrameSource",
     "MaskCandidate",
     "MemoryBank",
+    "PromptedState",
     "SessionFileError",
     "SessionOptions",
     "StackSession",

@@ -33,7 +33,7 @@ from .holes import fill_small_holes
 from .labels import upsample_logits
 from .prompts import FramePrompts
 
-__all__ = ["MaskCandidate", "CandidateStore", "prompt_key"]
+__all__ = ["MaskCandidate", "CandidateSnapshot", "CandidateStore", "prompt_key"]
 
 
 class MaskCandidate(NamedTuple):
@@ -49,6 +49,19 @@ class Output(NamedTuple):
 
     logits: torch.Tensor
     obj_ptr: torch.Tensor
+
+
+class CandidateSnapshot(NamedTuple):
+    """What the store holds for one object on one frame, to keep in a
+    session file: ``logits`` ``K x 1 x 4S x 4S`` (best predicted IoU first),
+    ``ious`` ``K``, ``ptrs`` ``K x C``, ``own`` the model's own pick and
+    ``chosen`` the user's (an index, or None)."""
+
+    logits: torch.Tensor
+    ious: torch.Tensor
+    ptrs: torch.Tensor
+    own: Output
+    chosen: int | None
 
 
 def prompt_key(prompts: FramePrompts) -> tuple:
@@ -124,6 +137,28 @@ class CandidateStore:
             k = int(k)
         entry.chosen = k
         return entry.own if k is None else self._output(entry, k)
+
+    def snapshot(self, obj_id: int, frame: int, prompts: FramePrompts | None) -> CandidateSnapshot | None:
+        """The candidates of ``prompts``' latest decode and the choice among them (None if none)."""
+        entry = self._current(obj_id, frame, prompts)
+        if entry is None:
+            return None
+        return CandidateSnapshot(entry.logits, entry.ious, entry.ptrs, entry.own, entry.chosen)
+
+    def restore(self, obj_id: int, frame: int, prompts: FramePrompts, snap: CandidateSnapshot) -> None:
+        """Take back a :meth:`snapshot` for the same ``prompts`` (e.g. from a
+        session file), as if they had just been decoded."""
+        k = len(snap.ious)
+        if snap.logits.shape[0] != k or snap.ptrs.shape[0] != k or snap.logits.ndim != 4:
+            raise ValueError(
+                f"object {obj_id}, frame {frame}: candidates of shapes {tuple(snap.logits.shape)}, "
+                f"{tuple(snap.ious.shape)}, {tuple(snap.ptrs.shape)} do not go together"
+            )
+        if snap.chosen is not None and not 0 <= snap.chosen < k:
+            raise ValueError(f"object {obj_id}, frame {frame}: chosen candidate {snap.chosen} of {k}")
+        self._entries[obj_id, frame] = _Entry(
+            prompt_key(prompts), snap.logits, snap.ious, snap.ptrs, snap.own, snap.chosen
+        )
 
     def forget(self, obj_id: int) -> None:
         for key in [key for key in self._entries if key[0] == obj_id]:

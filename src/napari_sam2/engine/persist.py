@@ -9,6 +9,8 @@ A session file is a folder (or a ``.zip`` of the same content)::
                            source, model, frames current per object
         labels.zarr/       the labels, one chunk per frame
         masks.npz          mask prompts (compressed), named in session.json
+        states.npz         what prompted frames decoded (outputs, memories,
+                           candidates), named in session.json
 
 Saving writes a new version folder beside the old one and then replaces
 ``CURRENT`` atomically; the old version is removed only after that. A save
@@ -21,12 +23,20 @@ place.
 :mod:`.prompt_records` (the batch runner's prompts files use it too), plus
 per object the frames it was tracked on (direction, current).
 
+Per prompted frame the file also keeps what was decoded there (format
+version 2): the output not yet propagated, the conditioning memory of the
+last propagation, SAM's candidates and the one chosen, so that a loaded
+session shows the same masks, reports the same frame states and
+propagates to the same labels without decoding anything again. Image
+features and the memories of tracked (unprompted) frames are not stored: a
+correction decoded after loading reads the prompted frames' memories only,
+and a pass continued after loading reads the memories it computes itself
+(as after the history budget dropped old entries). Version 1 files open
+too; their prompted frames are decoded again.
+
 Loading checks what it is given against the file: another stack shape,
 another model (a hash of its weights) or a newer format version is an
-error that says what differs. Image features and memories are not stored:
-prompted frames are decoded again, and a pass continued after loading reads
-the memories it computes itself (as after the history budget dropped old
-entries).
+error that says what differs.
 """
 
 from __future__ import annotations
@@ -47,14 +57,21 @@ import numpy as np
 import torch
 
 from .._io import fsync_folder, write_synced
+from .candidates import CandidateSnapshot, Output
+from .memory import FrameMemory
 from .prompt_records import FrameRecord, ObjectRecord, apply_objects, objects_to_json, parse_objects
+from .prompted_state import PromptedState
 
 FORMAT = "napari-sam2 session"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 DOCUMENT = "session.json"
 LABELS = "labels.zarr"
 MASKS = "masks.npz"
+STATES = "states.npz"
+# dtypes the decoded states are stored in (bfloat16 as its 16 bits)
+_TENSOR_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+                  "float64": torch.float64}
 
 _digests: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 
@@ -94,15 +111,16 @@ def save_session(session, path: str | os.PathLike, *, objects_meta: dict[int, di
         raise FileNotFoundError(f"folder {str(parent)!r} of the session path does not exist")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"folder {str(parent)!r} of the session path is not writable")
-    doc, masks = _document(session, objects_meta or {}, model_source)
+    doc, arrays = _document(session, objects_meta or {}, model_source)
     if target.suffix == ".zip":
-        _save_zip(target, doc, masks, session.labels)
+        _save_zip(target, doc, arrays, session.labels)
     else:
-        _save_folder(target, doc, masks, session.labels)
+        _save_folder(target, doc, arrays, session.labels)
     return target
 
 
-def _document(session, meta: dict[int, dict], model_source: str | None) -> tuple[dict, dict[str, np.ndarray]]:
+def _document(session, meta: dict[int, dict], model_source: str | None) -> tuple[dict, dict[str, dict]]:
+    """``(session.json, {file name: arrays})``."""
     records = session.prompt_records()
     masks: dict[str, np.ndarray] = {}
     prompts = objects_to_json(records)
@@ -138,7 +156,8 @@ def _document(session, meta: dict[int, dict], model_source: str | None) -> tuple
         "lineage": [],  # mothers of objects: none are recorded by this format version's sessions
         "tracking": tracking,
     }
-    return doc, masks
+    doc["states"], states = _states_to_document(session.prompted_states())
+    return doc, {MASKS: masks, STATES: states}
 
 
 def _runs(flags: np.ndarray) -> list[list[int]]:
@@ -154,7 +173,7 @@ def _from_runs(runs, n: int) -> np.ndarray:
     return out
 
 
-def _write_version(folder: Path, doc: dict, masks: dict[str, np.ndarray], labels) -> None:
+def _write_version(folder: Path, doc: dict, arrays: dict[str, dict[str, np.ndarray]], labels) -> None:
     import zarr
 
     folder.mkdir()
@@ -163,19 +182,20 @@ def _write_version(folder: Path, doc: dict, masks: dict[str, np.ndarray], labels
                       dtype=doc["labels_dtype"], fill_value=0)
     for f in range(n):
         store[f] = np.asarray(labels[f])
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **masks)
-    write_synced(folder / MASKS, buf.getvalue())
+    for name, content in arrays.items():
+        buf = io.BytesIO()
+        (np.savez_compressed if name == MASKS else np.savez)(buf, **content)  # states: float noise
+        write_synced(folder / name, buf.getvalue())
     write_synced(folder / DOCUMENT, json.dumps(doc, indent=1).encode())
     _fsync_tree(folder)
 
 
-def _save_folder(target: Path, doc, masks, labels) -> None:
+def _save_folder(target: Path, doc, arrays, labels) -> None:
     target.mkdir(exist_ok=True)
     _current_version(target, missing_ok=True)  # a folder whose CURRENT is damaged is not overwritten
     version = f"v-{uuid.uuid4().hex[:12]}"
     try:
-        _write_version(target / version, doc, masks, labels)
+        _write_version(target / version, doc, arrays, labels)
         tmp = target / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
         write_synced(tmp, version.encode())
         os.replace(tmp, target / CURRENT)  # the switch: atomic
@@ -191,10 +211,10 @@ def _save_folder(target: Path, doc, masks, labels) -> None:
                 p.unlink(missing_ok=True)
 
 
-def _save_zip(target: Path, doc, masks, labels) -> None:
+def _save_zip(target: Path, doc, arrays, labels) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
         version = Path(tmp) / "v-zip"
-        _write_version(version, doc, masks, labels)
+        _write_version(version, doc, arrays, labels)
         staged = Path(tmp) / "out.zip"
         with zipfile.ZipFile(staged, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for file in sorted(version.rglob("*")):
@@ -229,8 +249,9 @@ def _current_version(target: Path, *, missing_ok: bool = False) -> Path | None:
     return folder
 
 
-def read_session(path: str | os.PathLike) -> tuple[dict, Any, dict[str, np.ndarray], Any]:
-    """``(document, labels array, masks, closer)`` of a session file; ``closer()`` releases it."""
+def read_session(path: str | os.PathLike) -> tuple[dict, Any, dict[str, dict[str, np.ndarray]], Any]:
+    """``(document, labels array, {file name: arrays}, closer)`` of a session
+    file; ``closer()`` releases it."""
     target = Path(path)
     if not target.exists():
         raise FileNotFoundError(f"session {str(target)!r} does not exist")
@@ -260,14 +281,23 @@ def read_session(path: str | os.PathLike) -> tuple[dict, Any, dict[str, np.ndarr
     import zarr
 
     labels = zarr.open(str(folder / LABELS), mode="r")
-    with np.load(folder / MASKS) as npz:
-        masks = {k: npz[k] for k in npz.files}
-    return doc, labels, masks, closer
+    arrays = {}
+    for name in (MASKS, STATES):
+        if name == STATES and version < 2:
+            arrays[name] = {}
+            continue
+        try:
+            with np.load(folder / name) as npz:
+                arrays[name] = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            closer()
+            raise SessionFileError(f"session {str(target)!r}: {name} cannot be read: {exc}") from None
+    return doc, labels, arrays, closer
 
 
 def load_session(cls, path, model, data, **kwargs):
     """Build a ``cls`` session over ``data`` with ``model`` from the file at ``path``."""
-    doc, stored_labels, masks, closer = read_session(path)
+    doc, stored_labels, arrays, closer = read_session(path)
     try:
         where = str(path)
         digest = weights_digest(model)
@@ -302,13 +332,18 @@ def load_session(cls, path, model, data, **kwargs):
         session = cls(model, data, labels=labels, **options, **kwargs)
         for f in range(n):
             session.labels[f] = stored_labels[f]
-        records = _records_with_masks(doc, masks, (h, w), where)
+        records = _records_with_masks(doc, arrays[MASKS], (h, w), where)
         apply_objects(session, records)
         tracking = {}
-        for key, arrays in doc.get("tracking", {}).items():
-            tracking[int(key)] = {k: _from_runs(v, n) if k == "fresh" else np.asarray(v)
-                                  for k, v in arrays.items()}
-        session.restore_tracking_state(tracking)
+        for key, per_frame in doc.get("tracking", {}).items():
+            tracking[int(key)] = {k: _from_runs(v, n) if k in ("fresh", "reached") else np.asarray(v)
+                                  for k, v in per_frame.items()}
+        states = _states_from_document(doc.get("states", {}), arrays[STATES], where)
+        try:
+            session.restore_tracking_state(tracking)
+            session.restore_prompted_states(states)
+        except (KeyError, ValueError) as exc:
+            raise SessionFileError(f"session {where!r} does not fit together: {exc}") from None
         meta = {rec["id"]: {k: rec[k] for k in ("name", "colour") if k in rec} for rec in doc["objects"]}
         return session, meta
     finally:
@@ -338,4 +373,87 @@ def _records_with_masks(doc, masks, size, where) -> list[ObjectRecord]:
         frames = {f: FrameRecord(fr.points, fr.labels, fr.box, mask_of.get((rec.id, f)))
                   for f, fr in rec.frames.items()}
         out.append(ObjectRecord(rec.id, rec.name, frames))
+    return out
+
+
+# ------------------------------------------------------------------ decoded states
+def _states_to_document(states) -> tuple[dict, dict[str, np.ndarray]]:
+    """``PromptedState`` per object and frame -> (JSON entries, arrays by name)."""
+    doc: dict[str, dict] = {}
+    arrays: dict[str, np.ndarray] = {}
+    stored: dict[tuple, str] = {}  # one array for tensors that are the same memory (an output and its memory's)
+
+    def put(name: str, t: torch.Tensor) -> list[str]:
+        dtype = str(t.dtype).removeprefix("torch.")
+        if dtype not in _TENSOR_DTYPES:
+            raise TypeError(f"cannot store a {dtype} tensor ({name}) in a session file")
+        same = (t.device, t.data_ptr(), tuple(t.shape), t.stride(), t.dtype)
+        if same not in stored:
+            t = t.detach().cpu().contiguous()
+            arrays[name] = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
+            stored[same] = name
+        return [stored[same], dtype]
+
+    for obj_id, frames in states.items():
+        entries = {}
+        for frame, st in frames.items():
+            at = f"o{obj_id}_f{frame}"
+            entry: dict[str, Any] = {"decoded": bool(st.decoded), "initial": bool(st.initial),
+                                     "redecode": None if st.redecode is None else bool(st.redecode)}
+            entry["output"] = None if st.output is None else {
+                part: put(f"{at}_output_{part}", t) for part, t in zip(("logits", "obj_ptr", "object_score"), st.output)}
+            entry["memory"] = None if st.memory is None else {
+                part: put(f"{at}_memory_{part}", getattr(st.memory, part))
+                for part in ("features", "obj_ptr", "object_score", "logits")}
+            c = st.candidates
+            entry["candidates"] = None if c is None else {
+                "chosen": c.chosen,
+                **{part: put(f"{at}_candidates_{part}", t) for part, t in (
+                    ("logits", c.logits), ("ious", c.ious), ("ptrs", c.ptrs),
+                    ("own_logits", c.own.logits), ("own_obj_ptr", c.own.obj_ptr))}}
+            entries[str(frame)] = entry
+        doc[str(obj_id)] = entries
+    return doc, arrays
+
+
+def _states_from_document(doc: dict, arrays: dict[str, np.ndarray], where: str) -> dict:
+    """The inverse of :func:`_states_to_document` (tensors on the CPU)."""
+
+    def get(part: Any) -> torch.Tensor:
+        name, dtype = part  # [array name, dtype]
+        if name not in arrays:
+            raise SessionFileError(f"session {where!r}: {name} is missing from {STATES}")
+        if dtype not in _TENSOR_DTYPES:
+            raise SessionFileError(f"session {where!r}: {name} has an unknown dtype {dtype!r}")
+        t = torch.from_numpy(np.ascontiguousarray(arrays[name]))
+        return t.view(torch.bfloat16) if dtype == "bfloat16" else t.to(_TENSOR_DTYPES[dtype])
+
+    out: dict[int, dict[int, Any]] = {}
+    try:
+        for obj_key, frames in doc.items():
+            obj_id = int(obj_key)
+            out[obj_id] = {}
+            for frame_key, e in frames.items():
+                at = f"o{obj_id}_f{int(frame_key)}"
+                output = memory = candidates = None
+                if e["output"] is not None:
+                    output = tuple(get(e["output"][p]) for p in ("logits", "obj_ptr", "object_score"))
+                if e["memory"] is not None:
+                    memory = FrameMemory(*(get(e["memory"][p]) for p in ("features", "obj_ptr", "object_score", "logits")))
+                c = e["candidates"]
+                if c is not None:
+                    chosen = c["chosen"]
+                    if chosen is not None and (isinstance(chosen, bool) or not isinstance(chosen, int)):
+                        raise SessionFileError(f"session {where!r}: {at}: chosen candidate {chosen!r} is not a number")
+                    t = {p: get(c[p]) for p in ("logits", "ious", "ptrs", "own_logits", "own_obj_ptr")}
+                    candidates = CandidateSnapshot(t["logits"], t["ious"], t["ptrs"],
+                                                   Output(t["own_logits"], t["own_obj_ptr"]), chosen)
+                redecode = e.get("redecode")
+                out[obj_id][int(frame_key)] = PromptedState(
+                    decoded=bool(e["decoded"]), output=output, memory=memory, initial=bool(e["initial"]),
+                    redecode=None if redecode is None else bool(redecode), candidates=candidates)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, SessionFileError):
+            raise
+        raise SessionFileError(f"session {where!r}: the decoded states in {DOCUMENT} are damaged ({exc!r})") from None
     return out

@@ -29,6 +29,7 @@ from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_
 from .memory import FrameMemory, MemoryBank
 from .passes import BACKWARD, FORWARD, UNTRACKED, Pass, outdated, plan
 from .prompt_records import FrameRecord, ObjectRecord
+from .prompted_state import PromptedState, checked_state
 from .prompts import (
     FramePrompts,
     PromptScaler,
@@ -118,6 +119,9 @@ class _ObjectState:
     pending: dict[int, _Decoded] = field(default_factory=dict)
     direction: np.ndarray | None = None  # per frame: UNTRACKED / FORWARD / BACKWARD
     fresh: np.ndarray | None = None  # per frame: output agrees with the current prompts
+    # per frame: an output the saved session had there that no pass of this
+    # one wrote (e.g. a frame whose prompts were removed); set on loading
+    reached_before: np.ndarray | None = None
 
 
 class StackSession:
@@ -817,11 +821,17 @@ class StackSession:
             if state is None:
                 continue
             prompted = [(f, not p.dirty) for f, p in list(state.prompts.items())]
-            reached = state.direction != UNTRACKED
-            for f in np.flatnonzero(~reached):  # e.g. a frame whose prompts were removed keeps its output
-                reached[f] = self._bank.logits(i, int(f)) is not None
-            per_object.append(object_frame_states(reached, state.fresh, prompted))
+            per_object.append(object_frame_states(self._reached(i, state), state.fresh, prompted))
         return combine_states(per_object, self.num_frames)
+
+    def _reached(self, obj_id: int, state: _ObjectState) -> np.ndarray:
+        """Per frame: whether ``obj_id`` has an output there (tracked, or kept)."""
+        reached = state.direction != UNTRACKED
+        if state.reached_before is not None:
+            reached |= state.reached_before
+        for f in np.flatnonzero(~reached):  # e.g. a frame whose prompts were removed keeps its output
+            reached[f] = self._bank.logits(obj_id, int(f)) is not None
+        return reached
 
     # ==================================================== automatic (automatic.py)
     def segment_everything(self, frame: int, options=None):
@@ -877,10 +887,12 @@ class StackSession:
 
     def tracking_state(self) -> dict[int, dict[str, np.ndarray]]:
         """Per object, per frame: the direction of the pass that wrote it
-        (-1 untracked, 0 forward, 1 backward) and whether its result is
-        current (copies)."""
+        (-1 untracked, 0 forward, 1 backward), whether its result is
+        current, and whether it has a result there at all ("reached")
+        (copies)."""
         with self._lock:
-            return {obj_id: {"direction": s.direction.copy(), "fresh": s.fresh.copy()}
+            return {obj_id: {"direction": s.direction.copy(), "fresh": s.fresh.copy(),
+                             "reached": self._reached(obj_id, s)}
                     for obj_id, s in self._objects.items()}
 
     def restore_tracking_state(self, state: dict[int, dict[str, np.ndarray]]) -> None:
@@ -897,6 +909,70 @@ class StackSession:
                             f"expected ({self.num_frames},)"
                         )
                     setattr(s, name, value)
+                if "reached" in arrays:  # outputs no pass of this session wrote
+                    reached = np.asarray(arrays["reached"], dtype=bool)
+                    if reached.shape != (self.num_frames,):
+                        raise ValueError(
+                            f"tracking state of object {obj_id}: reached has shape {reached.shape}, "
+                            f"expected ({self.num_frames},)"
+                        )
+                    s.reached_before = reached & (s.direction == UNTRACKED)
+
+    def prompted_states(self) -> dict[int, dict[int, PromptedState]]:
+        """Per object, per prompted frame, what was decoded there and is not
+        in the prompts themselves (:class:`PromptedState`; tensors are the
+        session's own, not copies)."""
+        with self._lock:
+            out: dict[int, dict[int, PromptedState]] = {}
+            for obj_id, state in self._objects.items():
+                out[obj_id] = {
+                    frame: PromptedState(
+                        decoded=not p.dirty,
+                        output=state.pending.get(frame),
+                        memory=self._bank.cond_entry(obj_id, frame),
+                        initial=(obj_id, frame) in self._decoded_initial,
+                        redecode=self._redecode.get((obj_id, frame)),
+                        candidates=self._candidates.snapshot(obj_id, frame, p),
+                    )
+                    for frame, p in sorted(state.prompts.items())
+                }
+            return out
+
+    def restore_prompted_states(self, states: dict[int, dict[int, PromptedState]]) -> None:
+        """Take back what :meth:`prompted_states` gave, after the same prompts
+        were given again (e.g. from a session file): the frames show, report
+        and propagate what they did, without being decoded again."""
+        with self._lock:
+            self._not_running()
+            checked = {}  # everything first: a state that does not fit changes nothing
+            for obj_id, frames in states.items():
+                state = self._state(obj_id)
+                for frame, saved in frames.items():
+                    if frame not in state.prompts:
+                        raise ValueError(f"object {obj_id} has no prompts on frame {frame} to restore a decode of")
+                    where = f"object {obj_id}, frame {frame}"
+                    checked[obj_id, frame] = checked_state(saved, self.model, self.device, where=where)
+            for (obj_id, frame), saved in checked.items():
+                state = self._objects[obj_id]
+                prompts = state.prompts[frame]
+                if saved.output is None:
+                    state.pending.pop(frame, None)
+                else:
+                    state.pending[frame] = _Decoded(*saved.output)
+                if saved.memory is not None:
+                    self._bank.set_cond(obj_id, frame, saved.memory)
+                prompts.dirty = not saved.decoded
+                key = (obj_id, frame)
+                if saved.initial:
+                    self._decoded_initial.add(key)
+                else:
+                    self._decoded_initial.discard(key)
+                if saved.redecode is None:
+                    self._redecode.pop(key, None)
+                else:
+                    self._redecode[key] = bool(saved.redecode)
+                if saved.candidates is not None:
+                    self._candidates.restore(obj_id, frame, prompts, saved.candidates)
 
     def save(self, path, *, objects_meta: dict[int, dict] | None = None, model_source: str | None = None):
         """Write the session to ``path`` (a folder, or a ``.zip``), atomically;
