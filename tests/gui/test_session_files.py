@@ -63,9 +63,9 @@ def test_save_then_open_in_a_new_viewer_restores_objects_prompts_labels(
     assert not notifications.messages("error")
     assert widget.session is not None and sorted(widget.session.object_ids) == saved.objects
 
-    # the frames tracked are current (the prompted frames 0 to 2 are decoded
-    # again, as after StackSession.load); propagating again changes nothing
-    assert not widget.frame_states()[3:].any()
+    # every frame is current, as it was when saved (the file holds what the
+    # prompted frames decoded); propagating again changes nothing
+    assert not widget.frame_states().any()
     widget.propagate("forward")
     assert widget.wait(300)
     saved.check(widget)
@@ -107,6 +107,47 @@ def test_autosave_after_propagation_writes_a_loadable_session(
 
     widget.session_files.autosave_box.setChecked(False)
     assert widget.session_files.autosave is False
+
+
+def test_every_step_autosaves_and_a_chosen_candidate_opens_as_chosen(
+        make_viewer, cells, demo_model, tmp_path, qtbot):
+    from napari_sam2 import StackSession
+
+    viewer = open_stack(make_viewer, cells, frames=3)
+    widget = dock(viewer, demo_model)
+    widget.follow_box.setChecked(False)
+    widget.set_autosave(tmp_path)
+    path = tmp_path / "cells time-lapse.sam2"
+    b = widget.new_object()
+    widget.add_point(0, 31, 85)
+    a = widget.new_object()
+    widget.add_point(0, 48, 57)
+    assert widget.wait(60)
+    assert widget.cycle_candidate() == 0
+    assert widget.wait(60)
+    assert widget.session.chosen_candidate(a, 0) == 0
+
+    # clearing an object is a step like any other: the autosave follows it
+    before = (path / "CURRENT").read_text()
+    widget.clear_object(b)
+    assert widget.wait(60)
+    qtbot.waitUntil(lambda: (path / "CURRENT").read_text() != before, timeout=10000)
+    image = viewer.layers["cells time-lapse"].data
+    loaded = StackSession.load(path, demo_model, image)
+    assert loaded.object_ids == [a] and loaded.chosen_candidate(a, 0) == 0
+    np.testing.assert_array_equal(loaded.labels, widget.labels_layer.data)
+
+    # opened in another viewer, the choice is the widget's as well as the session's
+    other = dock(open_stack(make_viewer, cells, frames=3), demo_model)
+    assert other.open_session(path)
+    assert other.wait(60)
+    assert other._choices == {(a, 0): 0} and other.session.chosen_candidate(a, 0) == 0
+    np.testing.assert_array_equal(other.labels_layer.data, widget.labels_layer.data)
+    assert other.frame_states()[0] == 0  # current, as saved
+    other.propagate("forward")
+    widget.propagate("forward")
+    assert other.wait(120) and widget.wait(120)
+    np.testing.assert_array_equal(other.labels_layer.data, widget.labels_layer.data)
 
 
 def test_opening_a_session_of_another_shape_is_an_error_and_changes_nothing(

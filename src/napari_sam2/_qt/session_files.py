@@ -12,7 +12,12 @@ boxes in the prompt layers (mapped into the layers' coordinates with the
 stack's axis and fixed indices), mask prompts as painted masks, and the
 labels, as one undo step. The loaded session becomes the widget's, so which
 frames are current survives (propagating again after opening recomputes
-nothing that was current).
+nothing that was current), and so do the candidates chosen for clicks.
+
+Autosave follows the widget's undo history: every new step (a click, a
+correction, a propagation, a cleared object, an intensity change, a
+division edit: whatever action records one) saves the session once the
+action is over, so a crash loses at most the last step.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from ..layers import labels_view
@@ -42,7 +48,8 @@ class SessionFiles(QWidget):
         self.save_button.setToolTip("Save objects, prompts and labels to a session folder (.sam2) or a .zip")
         self.open_button.setToolTip("Open a saved session over this image with this model (one undo step)")
         self.autosave_box.setToolTip(
-            "After each propagation and correction, save the session to <image name>.sam2 beside the image file"
+            "After each step (click, propagation, correction, clear), save the session to "
+            "<image name>.sam2 beside the image file"
         )
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -53,6 +60,8 @@ class SessionFiles(QWidget):
         self.open_button.clicked.connect(self._ask_open)
         self.autosave_box.toggled.connect(self._on_autosave_toggled)
         self.last_autosave: Path | None = None  # where the latest autosave went
+        self._unsaved = False  # a step was recorded since the last autosave
+        self._queued = False  # an autosave waits for the action to end
 
     # ------------------------------------------------------------ save
     def save(self, path) -> bool:
@@ -129,13 +138,15 @@ class SessionFiles(QWidget):
     def _adopt(self, session, stack, previous: np.ndarray, view: np.ndarray) -> None:
         w = self._widget
         axis, index = stack.axis, dict(stack.index)
-        state = self._state_of(session.prompt_records())
+        chosen = {(obj, frame): session.chosen_candidate(obj, frame)
+                  for obj in session.object_ids for frame in session.prompted_frames(obj)}
+        state = self._state_of(session.prompt_records(), {k: v for k, v in chosen.items() if v is not None})
         w._quiet += 1
         try:
             write_prompt_layers(state, w._points, w._shapes)
         finally:
             w._quiet -= 1
-        w._masks, w._choices = state.mask_dict(), {}
+        w._masks, w._choices = state.mask_dict(), state.choice_dict()
         w._show_candidates(None)
         w.object_list.set_ids(state.objects, current=state.current)
         w._on_colours()
@@ -151,8 +162,9 @@ class SessionFiles(QWidget):
         w._labels.refresh()
         w._refresh_states()
 
-    def _state_of(self, records) -> PromptState:
-        """The prompt layers' content for the engine's prompt records."""
+    def _state_of(self, records, choices: dict) -> PromptState:
+        """The prompt layers' content for the engine's prompt records and
+        chosen candidates (``(object, frame) -> index``)."""
         w = self._widget
         points, point_objects, point_positive = [], [], []
         boxes, box_objects, masks = [], [], []
@@ -181,6 +193,7 @@ class SessionFiles(QWidget):
             box_types=("rectangle",) * len(boxes),
             box_objects=np.array(box_objects, dtype=np.int64),
             masks=tuple(sorted(masks, key=lambda t: t[:2])),
+            choices=tuple(sorted((int(o), int(f), int(k)) for (o, f), k in choices.items())),
         )
 
     def _ask_open(self) -> None:
@@ -204,8 +217,10 @@ class SessionFiles(QWidget):
         self.autosave_box.blockSignals(True)
         self.autosave_box.setChecked(bool(self._autosave))
         self.autosave_box.blockSignals(False)
-        if self._autosave and self.autosave_path() is None:
-            self._widget._set_status("Autosave: the image has no file; give a folder (set_autosave(folder)).")
+        if self._autosave:
+            self._widget._steps.add_listener(self._step_recorded)  # once; every action's step
+            if self.autosave_path() is None:
+                self._widget._set_status("Autosave: the image has no file; give a folder (set_autosave(folder)).")
 
     def _on_autosave_toggled(self, on: bool) -> None:
         if bool(on) != bool(self._autosave):  # checking keeps a folder given before
@@ -228,12 +243,25 @@ class SessionFiles(QWidget):
             return Path(source).parent / f"{Path(source).stem}{SUFFIX}"
         return None
 
+    def _step_recorded(self) -> None:
+        """A new undo step: autosave once the action that records it is over."""
+        self._unsaved = True
+        if self._autosave and not self._queued:
+            self._queued = True
+            QTimer.singleShot(0, self._after_step)
+
+    def _after_step(self) -> None:
+        self._queued = False
+        if self._unsaved:  # not saved by changed() in the meantime
+            self.changed()
+
     def changed(self) -> None:
         """The widget applied a correction or finished a propagation: autosave
         now if on. A failure is a status line, never an exception."""
         w = self._widget
         if not self._autosave or w._session is None or w._propagation is not None:
             return
+        self._unsaved = False
         path = self.autosave_path()
         if path is None:
             w._set_status("Autosave skipped: the image has no file; give a folder (set_autosave(folder)).")

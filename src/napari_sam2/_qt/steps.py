@@ -165,6 +165,8 @@ class StepHistory:
     replays the entry) with the state to go back to on undo (``undone``
     True), or forward to on redo.
     ``state`` is the prompt state as of the last step (``None`` before any).
+    Listeners (:meth:`add_listener`) hear of every new step, whatever
+    action made it.
     """
 
     def __init__(self, *, restore: Callable[[PromptState, bool], None]) -> None:
@@ -172,7 +174,19 @@ class StepHistory:
         self._steps: dict[int, _Step] = {}
         self._done: set[int] = set()
         self._ids = itertools.count(1)
+        self._listeners: list[Callable[[], None]] = []
         self.state: PromptState | None = None
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after each new step (not on undo or redo). It
+        runs while the step is being recorded: defer any real work (e.g.
+        with ``QTimer.singleShot(0, ...)``). Adding it again changes nothing."""
+        if callback not in self._listeners:
+            self._listeners.append(callback)
+
+    def _recorded(self) -> None:
+        for callback in list(self._listeners):
+            callback()
 
     def marker(self, before: PromptState, after: PromptState, *, ndim: int, dtype) -> tuple:
         """A new step's marker atom (empty indices into ``ndim`` axes)."""
@@ -180,6 +194,7 @@ class StepHistory:
         self._steps[step] = _Step(before, after)
         self._done.add(step)
         self.state = after
+        self._recorded()
         indices = tuple(np.zeros(0, dtype=np.intp) for _ in range(ndim))
         return (
             indices,
