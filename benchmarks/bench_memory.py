@@ -41,6 +41,13 @@ One JSON line per case, with
   memory_bank_mb + frame_mb + allowance_mb``: what the stack adds beyond
   one frame's work is bounded by the budgets, whatever its length.
 
+With glibc's default allocator, freed frame-sized buffers raise its mmap
+threshold, and later allocations of the cached features (about 0.5 MB
+each, evicted and allocated again every frame) come from a heap that
+fragments; ``--mmap-threshold 131072`` fixes the threshold to show how much
+of the resident memory is the allocator's (``malloc_mmap_threshold`` in
+each line says which was used).
+
 ``ours`` is ``peak_mb``; ``reference`` is that bound and ``ratio`` the one
 over the other (< 1: within the bound). There is no reference
 implementation of a larger-than-memory session to compare with.
@@ -51,6 +58,7 @@ from __future__ import annotations
 import _common  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -143,15 +151,19 @@ def run_case(args) -> dict:
     rss_at, done = {}, 0
     started = time.perf_counter()
     frames = session.propagate("forward")
+
+    def mark(frame: int) -> None:
+        if frame in marks:
+            rss_at[f"{int(marks[frame] * 100)}%"] = round(AnonPeak.read_kb() / 1024, 1)
+
     with AnonPeak() as first:  # the prompted frame and one tracked frame: one frame's whole work
         for _ in range(min(FIRST_FRAMES, n)):
-            next(frames)
+            mark(next(frames)[0])
             done += 1
     with AnonPeak() as peak:
         for frame, _ in frames:
             done += 1
-            if frame in marks:
-                rss_at[f"{int(marks[frame] * 100)}%"] = round(AnonPeak.read_kb() / 1024, 1)
+            mark(frame)
             if done % max(n // 20, 1) == 0:
                 log(f"{args.child}: {done}/{n} frames, RssAnon {AnonPeak.read_kb() / 1024:.0f} MB, "
                     f"{time.perf_counter() - started:.0f} s")
@@ -169,6 +181,7 @@ def run_case(args) -> dict:
         "frame_shape": [h, w],
         "input": kind,
         "threads": torch.get_num_threads(),
+        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),  # None: glibc's dynamic default
         "seconds": round(seconds, 1),
         "frames_per_second": round(done / seconds, 2),
         "baseline_mb": round(baseline_mb, 1),
@@ -203,6 +216,9 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in each case")
     parser.add_argument("--workdir", default=None, help="folder for the input and labels (default: a temporary one)")
+    parser.add_argument("--mmap-threshold", type=int, default=None, metavar="BYTES",
+                        help="run the cases with glibc's MALLOC_MMAP_THRESHOLD_ fixed at BYTES (e.g. 131072), "
+                             "so that freed buffers above it go back to the system: shows the allocator's share")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--input", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--click", type=float, nargs=2, default=None, help=argparse.SUPPRESS)
@@ -221,10 +237,13 @@ def main() -> None:
         inputs = write_inputs(Path(tmp), frames, size, {CASES[c][0] for c in cases})
         for case in cases:
             log(f"case {case}: {frames} frames of {size} x {size}")
+            env = dict(os.environ)
+            if args.mmap_threshold is not None:
+                env["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", case, "--input", inputs["paths"][CASES[case][0]],
                  "--click", *map(str, inputs["click"]), "--workdir", tmp, "--threads", str(args.threads)],
-                stdout=subprocess.PIPE, text=True, check=True,
+                stdout=subprocess.PIPE, text=True, check=True, env=env,
             )
             emit(json.loads(proc.stdout.strip().splitlines()[-1]))
 

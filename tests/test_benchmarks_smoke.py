@@ -159,3 +159,13 @@ def test_bench_batch_quick():
         assert rec["workers"] == workers and rec["stacks"] == 2
         assert _number(rec["seconds"]) and _number(rec["stacks_per_minute"])
     assert _number(records["batch_workers_2"]["speedup"])
+
+
+def test_bench_memory_quick():
+    (rec,) = _run("bench_memory.py", "--cases", "zarr_input_small_budgets")
+    assert rec["case"] == "zarr_input_small_budgets" and rec["frames"] == 12 and rec["input"] == "zarr"
+    for key in ("baseline_mb", "first_frames_peak_mb", "peak_mb", "ru_maxrss_mb", "feature_cache_mb",
+                "memory_bank_mb", "frame_mb", "allowance_mb", "bound_mb"):
+        assert _number(rec[key]), key
+    assert set(rec["rss_at_mb"]) == {"10%", "25%", "50%", "100%"}
+    assert rec["object_tracked_to_the_end"] and isinstance(rec["within_budget"], bool)
