@@ -43,6 +43,7 @@ class _Run:
         self.found: set[int] = set()  # label values on the frames written
         self.first_new = 0  # Track all: the lowest id of the objects it finds
         self.new_ids: set[int] = set()  # Track all: the objects it found
+        self.lost: set[int] = set()  # Track all: objects of before the run it stopped tracking
         self.failed = False
 
 
@@ -553,7 +554,8 @@ class Runner(QObject):
             pass  # the error stays on the status line
         elif run.kind == "track":
             n = len(run.found & (run.ids_before | run.new_ids))
-            self.status.emit(f"{what} {n} objects on {done}, {len(run.new_ids)} new (Undo reverts it)")
+            left = f", {len(run.lost)} left" if run.lost else ""
+            self.status.emit(f"{what} {n} objects on {done}, {len(run.new_ids)} new{left} (Undo reverts it)")
         else:
             self.status.emit(f"{what} {done} (Undo reverts them)" if run.seen
                              else "Nothing to propagate: every frame is up to date")
@@ -565,8 +567,10 @@ class Runner(QObject):
     def _finish_track(self, run: _Run):
         """After Track all: frames it wrote without handing them over (a
         stopped run) join the step; the objects it found join the widget,
-        those still tracked with their mask prompts. Returns the prompt
-        state the step ends with."""
+        those still tracked with their mask prompts; the objects it stopped
+        tracking (they left) keep their labels but lose their prompts, as in
+        the engine (Undo brings them back). Returns the prompt state the
+        step ends with."""
         view = labels_view(run.stack.labels.data, run.stack.axis, dict(run.stack.index))
         for f in run.before.frames:
             if f in run.seen:
@@ -581,11 +585,14 @@ class Runner(QObject):
             if rec.id not in run.ids_before:
                 masks.update({(int(rec.id), int(f)): PaintedMask(p.mask)
                               for f, p in rec.frames.items() if p.mask is not None})
-        if run.session is self._session:
-            self._applied.update({key: FramePrompt(mask=m) for key, m in masks.items()})
         run.new_ids = {i for i in run.found if i >= run.first_new} | {obj for obj, _ in masks}
-        if run.stack.labels is not self._binding.labels:
+        run.lost = run.ids_before - set(run.session.object_ids)
+        if run.session is not self._session or run.stack.labels is not self._binding.labels:
             return run.state
+        self._applied = {key: p for key, p in self._applied.items() if key[0] not in run.lost}
+        self._applied.update({key: FramePrompt(mask=m) for key, m in masks.items()})
+        for obj in run.lost:
+            self._binding.forget_object(obj)
         self._binding.add_objects(run.new_ids, masks)
         return self._binding.snapshot()
 
