@@ -27,6 +27,22 @@ class Written(NamedTuple):
     object_ids: tuple[int, ...]
 
 
+class Run:
+    """A long run in progress (propagate or Track all): its worker, what it
+    started from, and what it wrote and found so far."""
+
+    def __init__(self, kind: str, worker, stack, state, session, before=None) -> None:
+        self.kind, self.worker, self.stack, self.state, self.session = kind, worker, stack, state, session
+        self.before = before  # LabelsBefore of the frames Track all may write
+        self.ids_before = set(session.object_ids)
+        self.seen: set[int] = set()  # frames written ("both" passes the prompted frame twice)
+        self.found: set[int] = set()  # label values on the frames written
+        self.first_new = 0  # Track all: the lowest id of the objects it finds
+        self.new_ids: set[int] = set()  # Track all: the objects it found
+        self.lost: set[int] = set()  # Track all: objects of before the run it stopped tracking
+        self.failed = False
+
+
 class LabelsBefore:
     """Frames ``lo .. hi`` of a ``frames x Y x X`` label view as they were;
     a frame with few labelled pixels is kept as their indices and values."""

@@ -22,7 +22,7 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..layers import FramePrompt, labels_view, next_object_id
-from .auto_jobs import LabelsBefore, new_objects, propagated, tracked
+from .auto_jobs import LabelsBefore, Run, new_objects, propagated, tracked
 from .frame_strip import NOT_REACHED
 from .jobs import Counter, Stack, SyncJob, clear_work, image_snapshot, intensity_work, sync_work, with_progress
 from .steps import PaintedMask
@@ -30,21 +30,6 @@ from .tasks import Failure, run_function, run_generator
 
 PREPARE_DELAY_MS = 250  # debounce of the image encoding after the slice changes
 SYNC_DELAY_MS = 20  # coalesces the events of one edit of the prompt layers
-
-
-class _Run:
-    """A long run in progress (propagate or Track all)."""
-
-    def __init__(self, kind: str, worker, stack: Stack, state, session, before=None) -> None:
-        self.kind, self.worker, self.stack, self.state, self.session = kind, worker, stack, state, session
-        self.before = before  # LabelsBefore of the frames Track all may write
-        self.ids_before = set(session.object_ids)
-        self.seen: set[int] = set()  # frames written ("both" passes the prompted frame twice)
-        self.found: set[int] = set()  # label values on the frames written
-        self.first_new = 0  # Track all: the lowest id of the objects it finds
-        self.new_ids: set[int] = set()  # Track all: the objects it found
-        self.lost: set[int] = set()  # Track all: objects of before the run it stopped tracking
-        self.failed = False
 
 
 class Runner(QObject):
@@ -74,7 +59,7 @@ class Runner(QObject):
         self._applied: dict = {}
         self._generation = 0
         self._task = None  # the running one-off worker (sync, prepare, clear, Segment all)
-        self._run: _Run | None = None
+        self._run: Run | None = None
         self._stopping = False
         self._want_sync = False
         self._want_prepare = False
@@ -510,7 +495,7 @@ class Runner(QObject):
     def _begin(self, kind, stack, session, before, items, counter) -> None:
         self._stopping = False
         worker = run_generator(with_progress, items, counter, yielded=self._on_frame, finished=self._on_run_finished)
-        self._run = _Run(kind, worker, stack, self._binding.snapshot(), session, before)
+        self._run = Run(kind, worker, stack, self._binding.snapshot(), session, before)
         self.progress.emit(0, 0)
         self.changed.emit()
 
@@ -564,7 +549,7 @@ class Runner(QObject):
         self._want_prepare = True
         self.kick()
 
-    def _finish_track(self, run: _Run):
+    def _finish_track(self, run: Run):
         """After Track all: frames it wrote without handing them over (a
         stopped run) join the step; the objects it found join the widget,
         those still tracked with their mask prompts; the objects it stopped

@@ -82,33 +82,15 @@ class LayerBinding(QObject):
         objects.selected.connect(self._on_object_selected)
 
     # ---------------------------------------------------------------- what is bound
-    @property
-    def image(self) -> Image | None:
-        return self._image
-
-    @property
-    def labels(self) -> Labels | None:
-        return self._labels
-
-    @property
-    def points(self):
-        return self._points
-
-    @property
-    def shapes(self):
-        return self._shapes
-
-    @property
-    def axis(self) -> int | None:
-        return self._axis
-
-    @property
-    def object_ids(self) -> list[int]:
-        return self._objects.ids
-
-    @property
-    def current_object(self) -> int | None:
-        return self._objects.current_id
+    image = property(lambda self: self._image, doc="The Image layer (or None).")
+    labels = property(lambda self: self._labels, doc="The Labels layer written into (or None).")
+    points = property(lambda self: self._points, doc="The Points layer of the clicks (or None).")
+    shapes = property(lambda self: self._shapes, doc="The Shapes layer of the boxes (or None).")
+    axis = property(lambda self: self._axis, doc="The tracked axis of the image data (None for 2D).")
+    object_ids = property(lambda self: self._objects.ids, doc="The objects listed.")
+    current_object = property(lambda self: self._objects.current_id, doc="The selected object (or None).")
+    drawing_box = property(lambda self: self._drawing_box, doc="A box is being drawn (applied once released).")
+    last_prompt = property(lambda self: self._last_prompt, doc="(object, frame) of the latest click or box.")
 
     def colour_of(self, obj: int):
         """The colour ``obj`` is shown in (RGBA floats), or None."""
@@ -118,15 +100,6 @@ class LayerBinding(QObject):
     def masks(self) -> dict:
         """``{(object, frame): PaintedMask}``: the mask prompts (a copy)."""
         return dict(self._masks)
-
-    @property
-    def drawing_box(self) -> bool:
-        """A box is being drawn (it is applied once released)."""
-        return self._drawing_box
-
-    @property
-    def last_prompt(self) -> tuple[int, int] | None:
-        return self._last_prompt
 
     def close(self) -> None:
         """Let go of every layer and event (the widget is closing)."""
