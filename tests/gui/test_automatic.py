@@ -80,6 +80,8 @@ def test_segment_all_track_all_show_tracks_and_undo(make_viewer, demo_model, qtb
         ys, xs = np.nonzero(tracked[int(t)] == obj)
         np.testing.assert_allclose([y, x], [ys.mean(), xs.mean()], atol=1e-6)
     np.testing.assert_allclose(tracks.scale, viewer.layers[kwargs["name"]].scale)
+    a, b = first[:2]  # a lineage graph given by a script: the same layer, updated
+    assert widget.show_tracks(graph={b: [a]}) is tracks and tracks.graph == {b: [a]}
 
     # one Undo reverts Track all, one more Segment all; the engine follows
     qtbot.mouseClick(widget.undo_button, Qt.LeftButton)
