@@ -9,8 +9,9 @@ edge and its IoU head never learned to rank. This phase trains only
 
 * the hypernetwork MLPs of the three multimask tokens (``mask tokens 1-3``)
   with the SAM loss on the best of the three (focal + dice), and
-* the IoU head, on the IoU every candidate actually has (0 for a point on
-  the background, whatever its mask),
+* the IoU head, on the IoU every candidate of a point inside an object
+  actually has (points on the background are taught empty masks, which
+  segment-everything drops by area),
 
 with everything else frozen: the single-mask token, the object-score and
 pointer tokens, the transformer, the memory and the image encoder keep
@@ -77,6 +78,7 @@ class AutoTrainConfig:
     eval_seeds: tuple[int, ...] = tuple(range(500, 506))  # training-range seeds (< HELD_OUT_SEED_BASE)
     threads: int = 1
     time_limit_min: float = 0.0  # > 0: end (evaluated, saved) after this many minutes
+    keep_every_eval: bool = False  # also save ``step{N}.pt`` at every evaluation
 
     def __post_init__(self) -> None:
         for name in ("steps", "images_per_step", "points_per_image", "pool_size", "loss_size", "eval_every"):
@@ -213,8 +215,10 @@ def automatic_loss(model, frame: AutoFrame, xy: torch.Tensor, ids: torch.Tensor,
         inter = (pred * tgt).sum(-1)
         union = pred.sum(-1) + tgt.sum(-1) - inter
         actual = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
-        actual = actual * inside.float()[:, None]
-    iou_l = F.mse_loss(iou_pred, actual)
+    # as SAM: the IoU head learns on points inside objects only (a point on
+    # the background is taught an empty mask, which segment-everything drops)
+    w = inside.float()[:, None]
+    iou_l = (((iou_pred - actual) ** 2) * w).sum() / (3 * w.sum()).clamp(min=1.0)
     return AutoLoss(mask_l + iou_l, float(mask_l.detach()), float(iou_l.detach()))
 
 
@@ -237,17 +241,19 @@ def trainable_parameters(model) -> list[torch.nn.Parameter]:
     return keep
 
 
-def evaluate_automatic(model, seeds, *, points_per_side: int = 16) -> dict:
+def evaluate_automatic(model, seeds, *, options=None) -> dict:
     """F1 at IoU 0.5 and mean matched IoU of segment-everything on one frame
-    of the sample-like time-lapses of ``seeds`` (training seeds)."""
+    of the default time-lapses of ``seeds`` (training seeds); ``options``
+    default: ``AutomaticOptions(points_per_side=16)``."""
     from ..engine.automatic import AutomaticOptions, segment_everything
     from ..synthetic import TimelapseParams
     from .automatic_quality import match
 
+    options = AutomaticOptions(points_per_side=16) if options is None else options
     f1, iou = [], []
     for seed in seeds:
         stack = make_timelapse(TimelapseParams(n_frames=1), seed=int(seed))
-        result = segment_everything(model, stack.image[0], options=AutomaticOptions(points_per_side=points_per_side))
+        result = segment_everything(model, stack.image[0], options=options)
         m = match(result.labels, stack.labels[0], 0.5)
         f1.append(m.f1)
         iou.append(m.mean_iou)
@@ -280,6 +286,8 @@ def train_automatic(cfg: AutoTrainConfig, out_dir: str | Path, *, log=print) -> 
         q = evaluate_automatic(model, cfg.eval_seeds)
         score = q["f1"] + q["matched_iou"]
         rec = {"step": step, "eval": q, "minutes": round((time.monotonic() - started) / 60, 2)}
+        if cfg.keep_every_eval:
+            save_checkpoint(model, out / f"step{step}.pt")
         if score > best_score:
             best_score = score
             save_checkpoint(model, best_path)
