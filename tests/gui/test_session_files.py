@@ -141,7 +141,7 @@ def test_every_step_autosaves_and_a_chosen_candidate_opens_as_chosen(
     other = dock(open_stack(make_viewer, cells, frames=3), demo_model)
     assert other.open_session(path)
     assert other.wait(60)
-    assert other._choices == {(a, 0): 0} and other.session.chosen_candidate(a, 0) == 0
+    assert other.binding.snapshot().choice_dict() == {(a, 0): 0} and other.session.chosen_candidate(a, 0) == 0
     np.testing.assert_array_equal(other.labels_layer.data, widget.labels_layer.data)
     assert other.frame_states()[0] == 0  # current, as saved
     other.propagate("forward")

@@ -1,7 +1,13 @@
-"""The widget's controls (layout only; behaviour lives in ``_widget``)."""
+"""The widget's controls: a view the widget holds (``widget.controls``).
+
+Layout, what is enabled, the layer and axis choices shown, progress and the
+status line; it owns no session state and does nothing on its own: the
+widget connects its buttons and tells it what to show.
+"""
 
 from __future__ import annotations
 
+from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -33,12 +39,25 @@ HELP = (
 )
 
 
-class Controls(QWidget):
-    """Image, labels and axis choices; the model panel; the object list;
-    propagation buttons, range, progress and Stop; Reset; a status line."""
+DETECT_EVERY = 5  # Track all: find new objects every this many frames (default)
 
-    def __init__(self) -> None:
-        super().__init__()
+# the controls a script or test reaches as attributes of the widget
+PUBLIC = (
+    "image_box", "labels_box", "axis_box", "intensity", "model_panel", "object_list", "new_button",
+    "clear_button", "delete_button", "negative_box", "frame_strip", "candidates", "backward_button",
+    "both_button", "forward_button", "range_box", "start_box", "stop_box", "follow_box", "stop_button",
+    "progress", "segment_all_button", "track_all_button", "detect_every_box", "show_tracks_button",
+    "undo_button", "redo_button", "reset_button", "help_link", "status_area", "status",
+)
+
+
+class ControlsView(QWidget):
+    """Image, labels and axis choices; the model panel; the object list;
+    propagation buttons, range, progress and Stop; Segment all, Track all
+    and Show tracks; Undo, Redo, Reset; a status line."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
         self._build_ui()
 
     def _build_ui(self) -> None:
@@ -115,7 +134,7 @@ class Controls(QWidget):
         self.progress.setFormat("%p%")
         self.progress.setValue(0)
         self.progress.setTextVisible(False)  # no count before a propagation ran
-        self.progress.setToolTip("Progress of the propagation")
+        self.progress.setToolTip("Progress of the propagation or of Track all")
         grid = QGridLayout(track)
         grid.addWidget(self.backward_button, 0, 0)
         grid.addWidget(self.both_button, 0, 1)
@@ -129,6 +148,8 @@ class Controls(QWidget):
         grid.addWidget(self.follow_box, 2, 0, 1, 3)
         grid.addWidget(self.progress, 3, 0, 1, 2)
         grid.addWidget(self.stop_button, 3, 2)
+
+        automatic = self._build_automatic()
 
         self.undo_button = QPushButton("Undo")
         self.redo_button = QPushButton("Redo")
@@ -151,22 +172,60 @@ class Controls(QWidget):
         self.status = self.status_area.line
 
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(data_form)
         layout.addWidget(self.model_panel)
         layout.addWidget(objects)
         layout.addWidget(track)
+        layout.addWidget(automatic)
         layout.addLayout(history)
         layout.addWidget(self.status_area)
         layout.addStretch(1)
 
+    def _build_automatic(self) -> QGroupBox:
+        box = QGroupBox("Automatic")
+        self.segment_all_button = QPushButton("Segment all")
+        self.track_all_button = QPushButton("Track all")
+        self.show_tracks_button = QPushButton("Show tracks")
+        self.detect_every_box = QSpinBox()
+        self.detect_every_box.setRange(1, 1000)
+        self.detect_every_box.setValue(DETECT_EVERY)
+        self.segment_all_button.setToolTip(
+            "Find every object on the frame on screen and add the new ones to the list (one undo step)"
+        )
+        self.track_all_button.setToolTip(
+            "Find every object on the first frame (or of the 'Only frames' span), track them all forward "
+            "and pick up new ones as they appear (one undo step)"
+        )
+        self.detect_every_box.setToolTip("Track all looks for new objects (entering, dividing) every k frames")
+        self.show_tracks_button.setToolTip("Add or update a Tracks layer of the objects' centroids over time")
+        grid = QGridLayout(box)
+        grid.addWidget(self.segment_all_button, 0, 0)
+        grid.addWidget(self.track_all_button, 0, 1)
+        grid.addWidget(self.show_tracks_button, 0, 2)
+        every = QHBoxLayout()
+        every.addWidget(QLabel("Find new objects every"))
+        every.addWidget(self.detect_every_box)
+        every.addWidget(QLabel("frames"))
+        every.addStretch(1)
+        grid.addLayout(every, 1, 0, 1, 3)
+        return box
+
+    def insert_part(self, widget: QWidget) -> None:
+        """Show ``widget`` (e.g. the session files row) above the status line."""
+        layout = self.layout()
+        layout.insertWidget(layout.count() - 2, widget)
+
     def enable(self, *, have_image: bool, running: bool, stopping: bool, stack: bool = True) -> None:
         """Enable what can be used now (while propagating: only Stop; for a
         single image nothing propagates)."""
-        for button in (self.new_button, self.reset_button, self.undo_button, self.redo_button):
+        for button in (self.new_button, self.reset_button, self.undo_button, self.redo_button,
+                       self.segment_all_button):
             button.setEnabled(have_image and not running)
-        for button in (self.forward_button, self.backward_button, self.both_button):
+        for button in (self.forward_button, self.backward_button, self.both_button, self.track_all_button,
+                       self.show_tracks_button):
             button.setEnabled(have_image and not running and stack)
-        for widget in (self.range_box, self.follow_box):
+        for widget in (self.range_box, self.follow_box, self.detect_every_box):
             widget.setEnabled(stack)
         self.stop_button.setEnabled(running and not stopping)
         has_object = self.object_list.current_id is not None
@@ -179,10 +238,82 @@ class Controls(QWidget):
         self.start_box.setEnabled(self.range_box.isChecked())
         self.stop_box.setEnabled(self.range_box.isChecked())
 
-    def _set_status(self, text: str) -> None:
+    def span(self) -> tuple[int | None, int | None]:
+        """The "Only frames" span, or ``(None, None)`` when it is off."""
+        if self.range_box.isChecked():
+            return self.start_box.value(), self.stop_box.value()
+        return None, None
+
+    def show_layers(self, layers, image, labels) -> None:
+        """Offer the Image and Labels layers among ``layers``; show the ones in use."""
+        images = [layer for layer in layers if isinstance(layer, Image)]
+        labelled = [layer for layer in layers if isinstance(layer, Labels)]
+        for box, choices, extra in ((self.image_box, images, None), (self.labels_box, labelled, NEW_LABELS)):
+            box.blockSignals(True)
+            box.clear()
+            if extra:
+                box.addItem(extra, None)
+            for layer in choices:
+                box.addItem(layer.name, layer)
+            box.blockSignals(False)
+        for box, current in ((self.image_box, image), (self.labels_box, labels)):
+            for i in range(box.count()):
+                if box.itemData(i) is current and current is not None:
+                    box.setCurrentIndex(i)
+
+    def show_axes(self, shape, choice, axis) -> None:
+        """Offer the axes of ``choice`` (``layers.AxisChoice``; None: no
+        image) of an image of ``shape``, with ``axis`` chosen."""
+        self.axis_box.clear()
+        if choice is None:
+            return
+        if choice.axis is None:
+            self.axis_box.addItem("single image", None)
+        for a, name in zip(choice.choices, choice.names):
+            self.axis_box.addItem(f"{name} ({shape[a]} frames)", a)
+            if a == axis:
+                self.axis_box.setCurrentIndex(self.axis_box.count() - 1)
+        frames = shape[axis] if axis is not None else 1
+        for box in (self.start_box, self.stop_box):
+            box.setRange(0, frames - 1)
+        self.stop_box.setValue(frames - 1)
+
+    def show_progress(self, done: int, total: int) -> None:
+        """A run's progress; ``(0, 0)``: started, total not known yet."""
+        if done == 0 and total == 0:
+            self.progress.setRange(0, 0)
+            self.progress.setTextVisible(True)
+            return
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def end_progress(self) -> None:
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+
+    def confirm_reset(self, n: int) -> bool:
+        """Ask before forgetting ``n`` objects (the Reset button)."""
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(
+            self,
+            "Reset SAM 2",
+            f"Forget all {n} object(s) and their prompts? The labels stay; Undo brings them back.",
+            QMessageBox.Reset | QMessageBox.Cancel,
+            QMessageBox.Cancel,
+        )
+        return answer == QMessageBox.Reset
+
+    def show_help(self, text: str) -> None:
+        from qtpy.QtWidgets import QMessageBox
+
+        QMessageBox.information(self, "SAM 2 help", text)
+
+    def show_status(self, text: str) -> None:
         self.status_area.show_text(text)
 
-    def _error(self, message: str) -> None:
+    def show_error(self, message: str) -> None:
         """A napari error notification (no traceback) and the status line
         (its first sentence; the whole message under Details)."""
         message = self.status_area.show_error(message)

@@ -138,7 +138,7 @@ def sync_work(job: SyncJob, model) -> SyncResult:
     changes = []
     for frame in sorted(frames):
         changes.append((frame, before[frame], session.segment_frame(frame)))
-    return SyncResult(job, session, applied, changes, errors, read_candidates(session, job.focus))
+    return SyncResult(job, session, applied, changes, errors, read_candidates(session, job.focus, applied))
 
 
 class Candidates(NamedTuple):
@@ -150,9 +150,14 @@ class Candidates(NamedTuple):
     chosen: int | None  # index into ious, or None: the model's own pick
 
 
-def read_candidates(session, focus) -> Candidates | None:
-    """The candidates of ``focus = (object, frame)``, if it has clicks there."""
+def read_candidates(session, focus, applied: dict | None = None) -> Candidates | None:
+    """The candidates of ``focus = (object, frame)``, if it has clicks there
+    (``applied``: the prompts given; a mask prompt has no candidates, and
+    reading them would decode it over the frame's labels)."""
     if focus is None or not hasattr(session, "mask_candidates"):
+        return None
+    prompt = (applied or {}).get(focus)
+    if prompt is not None and prompt.mask is not None:
         return None
     obj, frame = focus
     if obj not in session.object_ids or frame not in session.prompted_frames(obj):

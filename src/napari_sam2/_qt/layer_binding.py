@@ -1,8 +1,12 @@
 """How the widget binds to napari layers: the image, the Labels layer it
 writes into, and the Points/Shapes layers that hold the prompts (their
-events, colours, Shift-clicks and the object each prompt belongs to).
+events, colours, Shift-clicks and the object each prompt belongs to), with
+the mask prompts and candidate choices that go with them.
 
-A mixin of :class:`napari_sam2._widget.SAM2Widget`, which holds the state.
+A part the widget holds (``widget.binding``); it owns this state and tells
+the widget what happened through its signals. It reads the object list it
+is given (which objects exist, which is selected) and records painted
+corrections through the widget's :class:`~napari_sam2._qt.recorder.Recorder`.
 """
 
 from __future__ import annotations
@@ -10,60 +14,131 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..layers import (
     OBJECT,
     POSITIVE,
-    collect_prompts,
     data_position,
     fixed_index,
     infer_axis,
     labels_shape,
     labels_view,
+    next_object_id,
     painted_values,
-    points_to_prompts,
-    rectangles_to_boxes,
 )
-from .controls import NEW_LABELS
-from .steps import PaintedMask
-
-UNDO_KEY, REDO_KEY = "Control-Z", "Control-Shift-Z"
 from .prompt_layers import (
+    add_labels_layer,
     find_or_add_points,
     find_or_add_shapes,
     labels_name,
-    read_points,
-    read_rectangles,
+    layer_prompts,
+    prompt_rows,
+    remove_rows,
     style_points,
     style_shapes,
 )
+from .steps import PaintedMask, PromptState, snapshot, write_prompt_layers
+
+UNDO_KEY, REDO_KEY = "Control-Z", "Control-Shift-Z"
 
 
-class LayerBinding:
-    """Layers, prompts and objects (a mixin of the widget)."""
+class LayerBinding(QObject):
+    """The layers the widget works on and the prompts in them."""
+
+    prompts_changed = Signal()  # the prompts changed: the engine should follow
+    object_made = Signal(int)  # a click or box with no object selected made this one
+    image_removed = Signal()  # the image layer was removed (the binding let go of it)
+    labels_removed = Signal(str)  # the Labels layer of this name was removed
+    layers_changed = Signal(bool)  # layers inserted or moved (False) or removed (True)
+    undo_requested = Signal()  # Ctrl-Z in a prompt layer
+    redo_requested = Signal()
+
+    def __init__(self, viewer, *, objects, recorder, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._viewer = viewer
+        self._objects = objects  # the ObjectList: ids, the selected one, colours
+        self._recorder = recorder
+        self._image: Image | None = None
+        self._labels: Labels | None = None
+        self._points = None
+        self._shapes = None
+        self._axis: int | None = None
+        self._negative = False  # clicks are negative (Shift-click: positive)
+        self._next_sign: bool | None = None  # sign and object of a point added by a script
+        self._next_object: int | None = None
+        self._shift_click = False
+        self._drawing_box = False
+        self._quiet = 0  # > 0 while the binding edits the prompt layers itself
+        self._masks: dict = {}  # (object, frame) -> PaintedMask: mask prompts
+        self._choices: dict = {}  # (object, frame) -> index of SAM's candidate chosen for the clicks
+        self._last_prompt: tuple[int, int] | None = None  # (object, frame) of the latest click/box
+        self._labels_removed: str | None = None  # name of a labels layer the user removed
+        self._closed = False
+        layers = viewer.layers
+        layers.events.inserted.connect(self._on_layers_changed)
+        layers.events.removed.connect(self._on_layers_removed)
+        layers.events.moved.connect(self._on_layers_changed)
+        objects.selected.connect(self._on_object_selected)
+
+    # ---------------------------------------------------------------- what is bound
+    image = property(lambda self: self._image, doc="The Image layer (or None).")
+    labels = property(lambda self: self._labels, doc="The Labels layer written into (or None).")
+    points = property(lambda self: self._points, doc="The Points layer of the clicks (or None).")
+    shapes = property(lambda self: self._shapes, doc="The Shapes layer of the boxes (or None).")
+    axis = property(lambda self: self._axis, doc="The tracked axis of the image data (None for 2D).")
+    object_ids = property(lambda self: self._objects.ids, doc="The objects listed.")
+    current_object = property(lambda self: self._objects.current_id, doc="The selected object (or None).")
+    drawing_box = property(lambda self: self._drawing_box, doc="A box is being drawn (applied once released).")
+    last_prompt = property(lambda self: self._last_prompt, doc="(object, frame) of the latest click or box.")
+
+    def colour_of(self, obj: int):
+        """The colour ``obj`` is shown in (RGBA floats), or None."""
+        return self._objects.colour_of(obj)
+
+    @property
+    def masks(self) -> dict:
+        """``{(object, frame): PaintedMask}``: the mask prompts (a copy)."""
+        return dict(self._masks)
+
+    def close(self) -> None:
+        """Let go of every layer and event (the widget is closing)."""
+        self._closed = True
+        layers = self._viewer.layers
+        for emitter, slot in ((layers.events.inserted, self._on_layers_changed),
+                              (layers.events.removed, self._on_layers_removed),
+                              (layers.events.moved, self._on_layers_changed)):
+            emitter.disconnect(slot)
+        self._detach_prompt_layers()
+        self._release_labels()
 
     # ---------------------------------------------------------------- layers
-    def _layer_named(self, name: str):
-        if name in self.viewer.layers:
-            return self.viewer.layers[name]
-        self._error(f"there is no layer named {name!r}")
-        return None
+    def layer_named(self, name: str):
+        """The layer called ``name``, or None."""
+        return self._viewer.layers[name] if name in self._viewer.layers else None
 
-    def _image_shape(self) -> tuple[int, ...]:
+    def image_shape(self) -> tuple[int, ...]:
         data = self._image.data[0] if self._image.multiscale else self._image.data
         return labels_shape(data.shape, self._image.rgb)
 
-    def _default_image(self):
-        active = self.viewer.layers.selection.active
+    def num_frames(self) -> int:
+        return self.image_shape()[self._axis] if self._axis is not None else 1
+
+    def axis_choice(self):
+        """Which axes the image can be tracked along (``layers.AxisChoice``)."""
+        return infer_axis(self.image_shape(), self._image.axis_labels)
+
+    def default_image(self):
+        active = self._viewer.layers.selection.active
         if isinstance(active, Image):
             return active
-        return next((layer for layer in self.viewer.layers if isinstance(layer, Image)), None)
+        return next((layer for layer in self._viewer.layers if isinstance(layer, Image)), None)
 
-    def _labels_problem(self, layer) -> str | None:
+    def labels_problem(self, layer) -> str | None:
+        """Why ``layer`` cannot receive the image's labels (None: it can)."""
         if not isinstance(layer, Labels):
             return f"{layer!r} is not a Labels layer"
-        want = self._image_shape()
+        want = self.image_shape()
         if tuple(layer.data.shape) != want:
             return (
                 f"the labels layer {layer.name!r} has shape {tuple(layer.data.shape)} but the image "
@@ -73,47 +148,49 @@ class LayerBinding:
             return f"the labels layer {layer.name!r} must hold a numpy array to be written into"
         return None
 
+    def use_image(self, layer: Image) -> None:
+        """Segment ``layer``: its prompt layers and Labels layer (found or
+        made), its prompted objects in the object list."""
+        self._release_labels()
+        self._image = layer
+        self._axis = infer_axis(self.image_shape(), layer.axis_labels).axis
+        self._setup_prompt_layers()
+        self._adopt_labels(self._find_default_labels())
+        self._masks = {}
+        self._choices = {}
+        self._objects.set_ids(self._prompted_objects())
+        self._recorder.reset(self.snapshot())
+        self.update_defaults()
+
+    def use_labels(self, layer: Labels | None) -> None:
+        """Write into ``layer`` (checked by :meth:`labels_problem`), or a new one."""
+        self._adopt_labels(layer if layer is not None else self._new_labels_layer())
+
+    def set_axis(self, axis: int) -> None:
+        self._axis = axis
+
     def _find_default_labels(self):
         name = labels_name(self._image.name)
-        for layer in self.viewer.layers:
-            if layer.name == name and isinstance(layer, Labels) and not self._labels_problem(layer):
+        for layer in self._viewer.layers:
+            if layer.name == name and isinstance(layer, Labels) and not self.labels_problem(layer):
                 return layer
         return self._new_labels_layer()
 
     def _new_labels_layer(self) -> Labels:
-        image = self._image
-        name = labels_name(image.name)
-        if name in self.viewer.layers:
-            name = f"{name} [{sum(layer.name.startswith(name) for layer in self.viewer.layers)}]"
-        active = self.viewer.layers.selection.active
-        layer = self.viewer.add_labels(
-            np.zeros(self._image_shape(), dtype=np.uint16),
-            name=name,
-            scale=tuple(image.scale),
-            translate=tuple(image.translate),
-            opacity=0.6,
-        )
-        # keep the prompt layers on top and the points layer active
-        for prompt in (self._shapes, self._points):
-            if prompt is not None and prompt in self.viewer.layers:
-                self.viewer.layers.move(self.viewer.layers.index(prompt), len(self.viewer.layers))
-        if active is not None and active in self.viewer.layers:
-            self.viewer.layers.selection.active = active
-        return layer
+        return add_labels_layer(self._viewer, self._image, self.image_shape(), keep_on_top=(self._shapes, self._points))
 
     def _adopt_labels(self, layer: Labels) -> None:
         self._release_labels()
         self._labels = layer
-        self._stack = None
-        layer.events.colormap.connect(self._on_colours)
+        layer.events.colormap.connect(self.recolour)
         layer.events.paint.connect(self._on_paint)
-        self.object_list.set_colour_source(layer.get_color)
-        self._on_colours()
-        self._steps.reset(self._snapshot())
+        self._objects.set_colour_source(layer.get_color)
+        self.recolour()
+        self._recorder.reset(self.snapshot())
 
     def _release_labels(self) -> None:
         if self._labels is not None:
-            self._labels.events.colormap.disconnect(self._on_colours)
+            self._labels.events.colormap.disconnect(self.recolour)
             self._labels.events.paint.disconnect(self._on_paint)
         self._labels = None
 
@@ -132,20 +209,20 @@ class LayerBinding:
 
     def _setup_prompt_layers(self) -> None:
         self._detach_prompt_layers()
-        shapes = find_or_add_shapes(self.viewer, self._image)
-        points = find_or_add_points(self.viewer, self._image)
+        shapes = find_or_add_shapes(self._viewer, self._image)
+        points = find_or_add_points(self._viewer, self._image)
         self._points, self._shapes = points, shapes
         points.events.data.connect(self._on_points_data)
         shapes.events.data.connect(self._on_shapes_data)
         points.mouse_drag_callbacks.insert(0, self._on_points_press)
         shapes.mouse_drag_callbacks.insert(0, self._on_shapes_press)
         for layer in (points, shapes):  # the prompt layers undo as the labels layer does
-            layer.bind_key(UNDO_KEY, lambda _layer: self.undo(), overwrite=True)
-            layer.bind_key(REDO_KEY, lambda _layer: self.redo(), overwrite=True)
-        style_points(points, self.object_list.colour_of)
-        style_shapes(shapes, self.object_list.colour_of)
+            layer.bind_key(UNDO_KEY, lambda _layer: self.undo_requested.emit(), overwrite=True)
+            layer.bind_key(REDO_KEY, lambda _layer: self.redo_requested.emit(), overwrite=True)
+        style_points(points, self._objects.colour_of)
+        style_shapes(shapes, self._objects.colour_of)
         shapes.mode = "add_rectangle"
-        self.viewer.layers.selection.active = points
+        self._viewer.layers.selection.active = points
         points.mode = "add"
 
     def _prompted_objects(self) -> list[int]:
@@ -156,130 +233,158 @@ class LayerBinding:
             ids |= set(self._shapes.features[OBJECT].astype(int).tolist())
         return sorted(i for i in ids if i > 0)
 
-    def _coords(self, frame: int, y: float, x: float) -> list[float]:
-        """Data coordinates of ``(y, x)`` on ``frame`` at the viewer's position."""
-        shape = self._image_shape()
-        pos = list(data_position(self._position(), shape))
-        if self._axis is not None:
-            pos[self._axis] = int(frame)
-        pos[-2:] = [float(y), float(x)]
-        return pos
-
-    def _position(self) -> np.ndarray:
-        return np.asarray(self._image.world_to_data(self.viewer.dims.point), dtype=float)
-
-    def _current_frame(self) -> int:
-        if self._axis is None:
-            return 0
-        return data_position(self._position(), self._image_shape())[self._axis]
-
-    def _refresh_layer_choices(self) -> None:
-        images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
-        labels = [layer for layer in self.viewer.layers if isinstance(layer, Labels)]
-        for box, layers, extra in ((self.image_box, images, None), (self.labels_box, labels, NEW_LABELS)):
-            box.blockSignals(True)
-            box.clear()
-            if extra:
-                box.addItem(extra, None)
-            for layer in layers:
-                box.addItem(layer.name, layer)
-            box.blockSignals(False)
-        for box, current in ((self.image_box, self._image), (self.labels_box, self._labels)):
-            for i in range(box.count()):
-                if box.itemData(i) is current and current is not None:
-                    box.setCurrentIndex(i)
-
-    def _refresh_axis_choices(self) -> None:
-        self.axis_box.clear()
-        if self._image is None:
-            return
-        shape = self._image_shape()
-        choice = infer_axis(shape, self._image.axis_labels)
-        if choice.axis is None:
-            self.axis_box.addItem("single image", None)
-        for axis, name in zip(choice.choices, choice.names):
-            self.axis_box.addItem(f"{name} ({shape[axis]} frames)", axis)
-            if axis == self._axis:
-                self.axis_box.setCurrentIndex(self.axis_box.count() - 1)
-        frames = shape[self._axis] if self._axis is not None else 1
-        for box in (self.start_box, self.stop_box):
-            box.setRange(0, frames - 1)
-        self.stop_box.setValue(frames - 1)
-        self._update_buttons()
-
-    def _on_layers_changed(self, event=None) -> None:
-        self._refresh_layer_choices()
-        if self._image is None:
-            image = self._default_image()
-            if image is not None:
-                self.set_image(image)
-
-    def _on_layers_removed(self, event) -> None:
-        layer = event.value
-        if layer is self._image:
-            self.stop()
-            self._forget_session()
-            self._detach_prompt_layers()
-            self._release_labels()
-            self.intensity.watch(None)
-            self._image = None
-            self._masks = {}
-            self._choices = {}
-            self.object_list.set_ids([])
-            self._refresh_axis_choices()
-            self._set_status(self._ready_text())
-        elif layer is self._labels:
-            self.stop()
-            self._forget_session()
-            self._release_labels()
-            self.object_list.set_colour_source(None)
-            self._labels_removed = layer.name
-            self._set_status(
-                f"The labels layer {layer.name!r} was removed: choose another above, or the next "
-                "prompt makes a new one."
-            )
-        elif layer is self._points or layer is self._shapes:
-            self._detach_prompt_layers()
-        # layers removed are made again when next needed (not now: the
-        # viewer may be closing)
-        self._refresh_layer_choices()
-        self._update_buttons()
-
-    def _ensure_layers(self) -> bool:
+    def ensure_layers(self) -> bool:
         """Make the labels, points and boxes layers again if they were removed."""
         if self._image is None or self._closed:
             return False
         if self._labels is None:
             self._adopt_labels(self._new_labels_layer())
-            self._refresh_layer_choices()
+            self.layers_changed.emit(False)
             if self._labels_removed:
                 show_info(f"SAM 2: made a new labels layer {self._labels.name!r} "
                           f"({self._labels_removed!r} was removed)")
                 self._labels_removed = None
         if self._points is None or self._shapes is None:
             self._setup_prompt_layers()
-            self._update_defaults()
+            self.update_defaults()
         return True
 
+    def _on_layers_changed(self, event=None) -> None:
+        self.layers_changed.emit(False)
+
+    def _on_layers_removed(self, event) -> None:
+        layer = event.value
+        if layer is self._image:
+            self._detach_prompt_layers()
+            self._release_labels()
+            self._image = None
+            self._masks = {}
+            self._choices = {}
+            self._objects.set_ids([])
+            self.image_removed.emit()
+        elif layer is self._labels:
+            self._release_labels()
+            self._objects.set_colour_source(None)
+            self._labels_removed = layer.name
+            self.labels_removed.emit(layer.name)
+        elif layer is self._points or layer is self._shapes:
+            self._detach_prompt_layers()
+        # layers removed are made again when next needed (not now: the
+        # viewer may be closing)
+        self.layers_changed.emit(True)
+
+    # ---------------------------------------------------------------- positions
+    def position(self) -> np.ndarray:
+        """The viewer's position in the image's data coordinates."""
+        return np.asarray(self._image.world_to_data(self._viewer.dims.point), dtype=float)
+
+    def fixed_index(self) -> dict[int, int]:
+        """Where the axes other than the tracked one and Y, X stand now."""
+        return fixed_index(self.position(), self.image_shape(), self._axis)
+
+    def current_frame(self) -> int:
+        if self._axis is None:
+            return 0
+        return data_position(self.position(), self.image_shape())[self._axis]
+
+    def coords(self, frame: int, y: float, x: float) -> list[float]:
+        """Data coordinates of ``(y, x)`` on ``frame`` at the viewer's position."""
+        pos = list(data_position(self.position(), self.image_shape()))
+        if self._axis is not None:
+            pos[self._axis] = int(frame)
+        pos[-2:] = [float(y), float(x)]
+        return pos
+
+    def show_frame(self, frame: int) -> None:
+        """Move the viewer to ``frame`` of the tracked axis."""
+        if self._image is None or self._axis is None:
+            return
+        pos = list(data_position(self.position(), self.image_shape()))
+        pos[self._axis] = int(frame)
+        world = self._image.data_to_world(pos)
+        self._viewer.dims.set_point(self._viewer.dims.ndim - self._image.ndim + self._axis, world[self._axis])
+
     # ---------------------------------------------------------------- objects and prompts
+    def snapshot(self) -> PromptState:
+        """The prompt state now: objects, clicks, boxes, masks, choices."""
+        return snapshot(self._objects.ids, self._objects.current_id, self._points, self._shapes, self._masks,
+                        self._choices)
+
+    def restore(self, state: PromptState) -> None:
+        """Put the prompt layers, masks, choices and objects back as in ``state``."""
+        self._quiet += 1
+        try:
+            write_prompt_layers(state, self._points, self._shapes)
+        finally:
+            self._quiet -= 1
+        self._masks = state.mask_dict()
+        self._choices = state.choice_dict()
+        self._objects.set_ids(state.objects, current=state.current)
+        self.recolour()
+        self.update_defaults()
+
+    def add_object(self) -> int:
+        """A new object with the next free label id, selected."""
+        obj = next_object_id(self._labels.data, self._objects.ids)
+        self._objects.add(obj)
+        return obj
+
+    def add_objects(self, ids, masks: dict) -> None:
+        """Objects found by the engine, with their mask prompts
+        ``{(object, frame): PaintedMask}``; the selection stays (or goes to
+        the first new one)."""
+        current = self._objects.current_id
+        ids = sorted({int(i) for i in ids} - set(self._objects.ids))
+        self._masks.update(masks)
+        if ids:
+            self._objects.set_ids([*self._objects.ids, *ids], current=current if current is not None else ids[0])
+        self.recolour()
+        self.update_defaults()
+
+    def set_negative(self, on: bool) -> None:
+        """Clicks are negative (Shift-click: positive) when ``on``."""
+        self._negative = bool(on)
+        self.update_defaults()
+
+    def set_choice(self, obj: int, frame: int, k: int | None) -> None:
+        """SAM's candidate ``k`` for ``obj``'s clicks on ``frame`` (None: the model's pick)."""
+        if k is None:
+            self._choices.pop((obj, frame), None)
+        else:
+            self._choices[(obj, frame)] = k
+
+    def add_point(self, frame: int, y: float, x: float, *, positive: bool, obj: int | None) -> None:
+        self._next_sign, self._next_object = bool(positive), obj
+        try:
+            self._points.add(np.array([self.coords(frame, y, x)]))
+        finally:
+            self._next_sign = self._next_object = None
+
+    def add_box(self, frame: int, y0: float, x0: float, y1: float, x1: float, *, obj: int | None) -> None:
+        corners = [(y0, x0), (y0, x1), (y1, x1), (y1, x0)]
+        self._next_object = obj
+        try:
+            self._shapes.add_rectangles(np.array([self.coords(frame, y, x) for y, x in corners]))
+        finally:
+            self._next_object = None
+
     def _on_object_selected(self, obj: int) -> None:
         if self._labels is not None:
             self._labels.selected_label = obj
-        self._update_defaults()
-        self._update_buttons()
-        self._refresh_states()
+        self.update_defaults()
 
-    def _update_defaults(self) -> None:
-        obj = self.current_object or 0
-        positive = not self.negative_box.isChecked()
+    def update_defaults(self) -> None:
+        """New points and boxes go to the selected object, with the click sign."""
+        obj = self._objects.current_id or 0
         if self._points is not None:
-            self._points.feature_defaults = {OBJECT: obj, POSITIVE: positive}
+            self._points.feature_defaults = {OBJECT: obj, POSITIVE: not self._negative}
         if self._shapes is not None:
             self._shapes.feature_defaults = {OBJECT: obj}
 
-    def _on_colours(self, event=None) -> None:
-        self.object_list.recolour()
-        colour_of = self.object_list.colour_of
+    def recolour(self, event=None) -> None:
+        """Objects, points and boxes in the Labels layer's colours."""
+        self._objects.recolour()
+        colour_of = self._objects.colour_of
         if self._points is not None:
             style_points(self._points, colour_of)
         if self._shapes is not None:
@@ -300,15 +405,16 @@ class LayerBinding:
     def _on_shape_drawn(self) -> None:
         self._drawing_box = False
         if self._shapes is not None:
-            style_shapes(self._shapes, self.object_list.colour_of)
-            self._schedule_sync()
+            style_shapes(self._shapes, self._objects.colour_of)
+            self.prompts_changed.emit()
 
     def _target_object(self) -> int:
-        obj = self._next_object if self._next_object is not None else self.current_object
+        obj = self._next_object if self._next_object is not None else self._objects.current_id
         if obj is None:
-            obj = self.new_object()
-        elif obj not in self.objects:
-            self.object_list.add(obj)
+            obj = self.add_object()
+            self.object_made.emit(obj)
+        elif obj not in self._objects.ids:
+            self._objects.add(obj)
         return obj
 
     def _settled_action(self, event) -> str | None:
@@ -330,10 +436,7 @@ class LayerBinding:
             rows = self._drop_outside(layer, rows)
             if not rows:
                 return
-            if self._next_sign is not None:
-                positive = self._next_sign
-            else:
-                positive = self.negative_box.isChecked() == self._shift_click
+            positive = self._next_sign if self._next_sign is not None else self._negative == self._shift_click
             self._shift_click = False
             obj = self._target_object()
             features = layer.features
@@ -342,12 +445,12 @@ class LayerBinding:
             layer.features = features
             self._drop_masks(obj, np.asarray(layer.data)[rows])
             self._note_prompt(obj, np.asarray(layer.data)[rows[-1]])
-        style_points(layer, self.object_list.colour_of)
-        self._schedule_sync()
+        style_points(layer, self._objects.colour_of)
+        self.prompts_changed.emit()
 
     def _drop_outside(self, layer, rows: list[int]) -> list[int]:
         """Remove just-added points that lie outside the image; the rest."""
-        shape = self._image_shape()
+        shape = self.image_shape()
         yx = np.asarray(layer.data, dtype=float)[rows][:, -2:]
         inside = (yx >= -0.5).all(axis=1) & (yx[:, 0] <= shape[-2] - 0.5) & (yx[:, 1] <= shape[-1] - 0.5)
         if inside.all():
@@ -376,52 +479,37 @@ class LayerBinding:
             layer.features = features
             self._drop_masks(obj, np.asarray([layer.data[r][0] for r in rows]))
             self._note_prompt(obj, np.asarray(layer.data[rows[-1]][0]))
-        style_shapes(layer, self.object_list.colour_of)
+        style_shapes(layer, self._objects.colour_of)
         if not self._drawing_box:
-            self._schedule_sync()
+            self.prompts_changed.emit()
 
     # ---------------------------------------------------------------- painted corrections
     def _on_paint(self, event) -> None:
         """The user painted, filled or erased in the Labels layer: each
-        tracked object whose pixels changed on a frame gets its mask there
-        as its prompt, in the same undo step as the paint."""
-        if self._committing or self._closed or self._image is None or self._labels is None:
+        object whose pixels changed on a frame gets its mask there as its
+        prompt, in the same undo step as the paint."""
+        if self._recorder.committing or self._closed or self._image is None or self._labels is None:
             return
-        index = fixed_index(self._position(), self._image_shape(), self._axis)
+        index = self.fixed_index()
         touched = painted_values(list(event.value), axis=self._axis, index=index)
-        objects = set(self.objects)
+        objects = set(self._objects.ids)
         targets = [(obj, frame) for frame, values in sorted(touched.items()) for obj in sorted(values & objects)]
         if not targets:
             return
-        before = self._steps.state
         self._set_mask_prompts(targets, index)
-        after = self._snapshot()
-        layer = self._labels
-        event.value.append(
-            self._steps.marker(before if before is not None else after, after, ndim=layer.ndim,
-                               dtype=layer.data.dtype)
-        )
-        self._schedule_sync()
+        event.value.append(self._recorder.paint_atom(self._labels, self.snapshot()))
+        self.prompts_changed.emit()
 
-    def use_painted_mask(self, frame: int, obj: int | None = None) -> bool:
-        """Make ``obj``'s pixels on ``frame`` in the Labels layer (default:
-        the selected object) its mask prompt there (one undo step); the
-        next propagation carries it. Returns False if nothing was done."""
-        obj = self.current_object if obj is None else int(obj)
-        if obj is None or not self._ensure_layers():
-            self._error("choose an image and an object first")
-            return False
-        frames = self._image_shape()[self._axis] if self._axis is not None else 1
+    def mask_from_labels(self, obj: int, frame: int) -> str | None:
+        """Make ``obj``'s pixels on ``frame`` in the Labels layer its mask
+        prompt there. Returns what is wrong, or None when done."""
+        frames = self.num_frames()
         if not 0 <= int(frame) < frames:
-            self._error(f"frame {frame} is out of range: 0 to {frames - 1}")
-            return False
-        if obj not in self.objects:
-            self.object_list.add(obj)
-        index = fixed_index(self._position(), self._image_shape(), self._axis)
-        self._set_mask_prompts([(obj, int(frame))], index)
-        self._record_step()
-        self._schedule_sync()
-        return True
+            return f"frame {frame} is out of range: 0 to {frames - 1}"
+        if obj not in self._objects.ids:
+            self._objects.add(obj)
+        self._set_mask_prompts([(obj, int(frame))], self.fixed_index())
+        return None
 
     def _set_mask_prompts(self, targets, index) -> None:
         """Mask prompts from the labels for ``(object, frame)`` targets; their
@@ -430,73 +518,62 @@ class LayerBinding:
         for obj, frame in targets:
             self._masks[(obj, frame)] = PaintedMask(np.asarray(view[frame]) == obj)
             self._choices.pop((obj, frame), None)
+
+        def there(objects, coords):
+            drop = np.zeros(len(objects), dtype=bool)
+            for obj, frame in targets:
+                hit = objects == obj
+                if self._axis is not None:
+                    hit &= np.round(coords[:, self._axis]) == frame
+                for a, p in index.items():
+                    hit &= np.round(coords[:, a]) == p
+                drop |= hit
+            return drop
+
+        self._remove_prompts(there)
+
+    def _remove_prompts(self, which) -> None:
+        """Remove the clicks and boxes where ``which(objects, coords)`` is True."""
         self._quiet += 1
         try:
-            for layer, count in ((self._points, len(self._points.data) if self._points is not None else 0),
-                                 (self._shapes, self._shapes.nshapes if self._shapes is not None else 0)):
-                if not count:
-                    continue
-                objects = layer.features[OBJECT].to_numpy(dtype=np.int64)
-                if layer is self._points:
-                    coords = np.asarray(layer.data, dtype=float)
-                else:
-                    coords = np.asarray([d[0] for d in layer.data], dtype=float)
-                drop = np.zeros(count, dtype=bool)
-                for obj, frame in targets:
-                    hit = objects == obj
-                    if self._axis is not None:
-                        hit &= np.round(coords[:, self._axis]) == frame
-                    for a, p in index.items():
-                        hit &= np.round(coords[:, a]) == p
-                    drop |= hit
-                if drop.any():
-                    layer.selected_data = set(np.flatnonzero(drop).tolist())
-                    layer.remove_selected()
+            for layer in (self._points, self._shapes):
+                if layer is not None and len(layer.data):
+                    remove_rows(layer, which(*prompt_rows(layer)))
         finally:
             self._quiet -= 1
 
-    def _delete_prompts(self, obj: int) -> None:
-        self._quiet += 1
-        try:
-            if self._points is not None and len(self._points.data):
-                keep = self._points.features[OBJECT].to_numpy() != obj
-                if not keep.all():
-                    self._points.selected_data = set(np.flatnonzero(~keep).tolist())
-                    self._points.remove_selected()
-            if self._shapes is not None and self._shapes.nshapes:
-                keep = self._shapes.features[OBJECT].to_numpy() != obj
-                if not keep.all():
-                    self._shapes.selected_data = set(np.flatnonzero(~keep).tolist())
-                    self._shapes.remove_selected()
-        finally:
-            self._quiet -= 1
+    def forget_object(self, obj: int) -> None:
+        """Remove ``obj``'s clicks, boxes, masks and choices."""
+        self._remove_prompts(lambda objects, _coords: objects == obj)
+        self._masks = {k: v for k, v in self._masks.items() if k[0] != obj}
+        self._choices = {k: v for k, v in self._choices.items() if k[0] != obj}
 
-    def _wanted_prompts(self, axis, index) -> dict:
-        shape = self._image_shape()
-        data, objects, positive = read_points(self._points) if self._points is not None else ([], [], [])
-        data = np.asarray(data, dtype=float).reshape(-1, len(shape))
-        inside = np.ones(len(data), dtype=bool)
-        if len(data):
-            h, w = shape[-2:]
-            inside = (
-                (data[:, -2] >= -0.5) & (data[:, -2] <= h - 0.5)
-                & (data[:, -1] >= -0.5) & (data[:, -1] <= w - 0.5)
-            )
-            if axis is not None:
-                frames = np.round(data[:, axis])
-                inside &= (frames >= 0) & (frames < shape[axis])
-        points = points_to_prompts(
-            data[inside], np.asarray(objects)[inside], np.asarray(positive)[inside], axis=axis, index=index
-        )
-        boxes = {}
-        if self._shapes is not None:
-            vertices, types, owners = read_rectangles(self._shapes, drawing=self._drawing_box)
-            boxes = rectangles_to_boxes(vertices, types, owners, axis=axis, index=index)
-            if axis is not None:
-                boxes = {k: v for k, v in boxes.items() if 0 <= k[1] < shape[axis]}
-        masks = {k: v for k, v in self._masks.items() if axis is not None or k[1] == 0}
-        choices = {k: v for k, v in self._choices.items() if axis is not None or k[1] == 0}
-        return collect_prompts(points, boxes, masks, choices)
+    def forget_prompts(self) -> None:
+        """Remove every click, box, mask and choice (the objects stay listed)."""
+        self._remove_prompts(lambda objects, _coords: np.ones(len(objects), dtype=bool))
+        self._masks = {}
+        self._choices = {}
+
+    def wanted_prompts(self, axis, index) -> dict:
+        """``{(object, frame): FramePrompt}`` the engine should hold for the
+        stack at ``axis``/``index``."""
+        return layer_prompts(self._points, self._shapes, shape=self.image_shape(), axis=axis, index=index,
+                             masks=self._masks, choices=self._choices, drawing=self._drawing_box)
+
+    def keep_paint(self, stack, frame: int, labels: np.ndarray, object_ids) -> np.ndarray:
+        """``frame`` as the engine wrote it, with painted mask prompts put
+        back exactly (the engine writes a prompted frame from its
+        low-resolution mask)."""
+        masks = [(obj, m.array) for (obj, f), m in self._masks.items() if f == frame and obj in object_ids]
+        if not masks or stack.labels is not self._labels:
+            return labels
+        view = labels_view(stack.labels.data, stack.axis, dict(stack.index))
+        out = np.array(view[frame], copy=True)
+        for obj, mask in masks:
+            out[(out == obj) & ~mask] = 0
+            out[mask] = obj
+        view[frame] = out
+        return out
 
     def _note_prompt(self, obj: int, coord: np.ndarray) -> None:
         """The latest click or box: its candidates are the ones shown."""

@@ -78,6 +78,17 @@ class ObjectList(QListWidget):
                 return
         raise KeyError(f"no object {obj}; objects are {self.ids}")
 
+    def step(self, delta: int) -> int | None:
+        """Select the object ``delta`` places after the selected one (cycling)."""
+        ids = self.ids
+        if not ids:
+            return None
+        current = self.current_id
+        i = ids.index(current) if current in ids else -1
+        obj = ids[(i + delta) % len(ids)]
+        self.select(obj)
+        return obj
+
     def recolour(self) -> None:
         for i in range(self.count()):
             item = self.item(i)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import OBJECT, POSITIVE
+from ..layers import OBJECT, POSITIVE, collect_prompts, points_to_prompts, rectangles_to_boxes
 
 POSITIVE_COLOUR = (0.15, 0.95, 0.25, 1.0)
 NEGATIVE_COLOUR = (1.0, 0.2, 0.85, 1.0)
@@ -158,3 +158,73 @@ def read_rectangles(layer, *, drawing: bool = False):
     if drawing and n:
         data, types, objects = data[:-1], types[:-1], objects[:-1]
     return data, types, objects
+
+
+def prompt_rows(layer) -> tuple[np.ndarray, np.ndarray]:
+    """``(objects N, coordinates N x ndim)`` of a prompt layer's rows (a
+    box by its first vertex)."""
+    from napari.layers import Points
+
+    n = len(layer.data)
+    if not n:
+        return np.zeros(0, np.int64), np.zeros((0, layer.ndim))
+    objects = layer.features[OBJECT].to_numpy(dtype=np.int64)
+    if isinstance(layer, Points):
+        return objects, np.asarray(layer.data, dtype=float)
+    return objects, np.asarray([d[0] for d in layer.data], dtype=float)
+
+
+def remove_rows(layer, drop: np.ndarray) -> None:
+    """Remove the rows of a prompt layer where ``drop`` (N bool) is True."""
+    if drop.any():
+        layer.selected_data = set(np.flatnonzero(drop).tolist())
+        layer.remove_selected()
+
+
+def add_labels_layer(viewer, image, shape, *, keep_on_top=()):
+    """A new, empty uint16 Labels layer for ``image`` (named after it),
+    ``keep_on_top`` (the prompt layers) moved above it and the active layer
+    left active."""
+    name = labels_name(image.name)
+    if name in viewer.layers:
+        name = f"{name} [{sum(layer.name.startswith(name) for layer in viewer.layers)}]"
+    active = viewer.layers.selection.active
+    layer = viewer.add_labels(np.zeros(shape, dtype=np.uint16), name=name, opacity=0.6,
+                              **_transform_kwargs(image))
+    for prompt in keep_on_top:
+        if prompt is not None and prompt in viewer.layers:
+            viewer.layers.move(viewer.layers.index(prompt), len(viewer.layers))
+    if active is not None and active in viewer.layers:
+        viewer.layers.selection.active = active
+    return layer
+
+
+def layer_prompts(points, shapes, *, shape, axis, index, masks: dict, choices: dict, drawing: bool) -> dict:
+    """``{(object, frame): FramePrompt}`` of the prompt layers (either may be
+    None) and the mask prompts and candidate choices, for the stack of an
+    image of ``shape`` along ``axis`` at ``index``. Points outside the image
+    and a box still being drawn (``drawing``) are left out."""
+    data, objects, positive = read_points(points) if points is not None else ([], [], [])
+    data = np.asarray(data, dtype=float).reshape(-1, len(shape))
+    inside = np.ones(len(data), dtype=bool)
+    if len(data):
+        h, w = shape[-2:]
+        inside = (
+            (data[:, -2] >= -0.5) & (data[:, -2] <= h - 0.5)
+            & (data[:, -1] >= -0.5) & (data[:, -1] <= w - 0.5)
+        )
+        if axis is not None:
+            frames = np.round(data[:, axis])
+            inside &= (frames >= 0) & (frames < shape[axis])
+    clicks = points_to_prompts(
+        data[inside], np.asarray(objects)[inside], np.asarray(positive)[inside], axis=axis, index=index
+    )
+    boxes = {}
+    if shapes is not None:
+        vertices, types, owners = read_rectangles(shapes, drawing=drawing)
+        boxes = rectangles_to_boxes(vertices, types, owners, axis=axis, index=index)
+        if axis is not None:
+            boxes = {k: v for k, v in boxes.items() if 0 <= k[1] < shape[axis]}
+    masks = {k: v for k, v in masks.items() if axis is not None or k[1] == 0}
+    choices = {k: v for k, v in choices.items() if axis is not None or k[1] == 0}
+    return collect_prompts(clicks, boxes, masks, choices)

@@ -1,8 +1,9 @@
 """Save session… / Open session… and autosave for the widget.
 
 A part the widget holds (``widget.session_files``) and calls; it reads and
-writes the widget's state only through the widget's methods and the
-attributes named here, in the main thread. The file format is the engine's
+writes the widget's state only through the methods of the parts it is
+given (the layer binding, the runner that holds the session, the undo
+recorder), in the main thread, and reports through its signals. The file format is the engine's
 (:mod:`napari_sam2.engine.persist`): ``session.save`` writes it and
 ``StackSession.load`` checks it (shape, model, format) before anything in
 the widget changes.
@@ -14,33 +15,40 @@ labels, as one undo step. The loaded session becomes the widget's, so which
 frames are current survives (propagating again after opening recomputes
 nothing that was current), and so do the candidates chosen for clicks.
 
-Autosave follows the widget's undo history: every new step (a click, a
-correction, a propagation, a cleared object, an intensity change, a
-division edit: whatever action records one) saves the session once the
-action is over, so a crash loses at most the last step.
+Autosave follows the undo recorder: every new step (a click, a correction,
+a propagation, a cleared object, an intensity change, a division edit:
+whatever action records one) saves the session once the action is over,
+so a crash loses at most the last step.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from ..layers import labels_view
 from .jobs import image_snapshot
-from .steps import PaintedMask, PromptState, write_prompt_layers
+from .steps import PaintedMask, PromptState
 
 SUFFIX = ".sam2"
 
 
 class SessionFiles(QWidget):
-    """The Save/Open buttons and the autosave switch of ``widget``."""
+    """The Save/Open buttons and the autosave switch of the widget."""
 
-    def __init__(self, widget) -> None:
-        super().__init__()
-        self._widget = widget
+    error = Signal(str)
+    status = Signal(str)
+    opened = Signal()  # a session was opened: objects, prompts and labels are the file's
+
+    def __init__(self, *, binding, runner, recorder, wait: Callable[[], bool],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._binding, self._runner, self._recorder = binding, runner, recorder
+        self._wait = wait  # applies the pending prompt edits
         self._autosave: bool | Path = False  # False: off; True: beside the image file; a folder
         self.save_button = QPushButton("Save session…")
         self.open_button = QPushButton("Open session…")
@@ -62,34 +70,33 @@ class SessionFiles(QWidget):
         self.last_autosave: Path | None = None  # where the latest autosave went
         self._unsaved = False  # a step was recorded since the last autosave
         self._queued = False  # an autosave waits for the action to end
+        recorder.add_listener(self._step_recorded)  # every action's undo step
 
     # ------------------------------------------------------------ save
     def save(self, path) -> bool:
         """Write the widget's session to ``path`` (a folder or a ``.zip``),
         after the pending prompt edits are applied. False if not saved."""
-        w = self._widget
-        if w._propagation is not None:
-            w._error("stop the propagation before saving the session")
+        if self._runner.running:
+            self.error.emit("stop the propagation before saving the session")
             return False
-        w.wait()
+        self._wait()
         try:
             self._write(Path(path))
         except Exception as exc:
-            w._error(f"could not save the session to {str(path)!r}: {exc}")
+            self.error.emit(f"could not save the session to {str(path)!r}: {exc}")
             return False
-        w._set_status(f"Session saved to {str(path)!r}.")
+        self.status.emit(f"Session saved to {str(path)!r}.")
         return True
 
     def _write(self, path: Path) -> None:
-        w = self._widget
-        session = w._session
+        session = self._runner.session
         if session is None:
             raise ValueError("nothing to save: add a point or a box first")
         meta = {}
         for obj in session.object_ids:
-            colour = w.object_list.colour_of(obj)
+            colour = self._binding.colour_of(obj)
             meta[obj] = {"colour": list(colour)} if colour is not None else {}
-        session.save(path, objects_meta=meta, model_source=w._model.config.name)
+        session.save(path, objects_meta=meta, model_source=self._runner.model.config.name)
 
     def _ask_save(self) -> None:
         default = self.autosave_path() or Path.home() / f"session{SUFFIX}"
@@ -106,66 +113,53 @@ class SessionFiles(QWidget):
         another model is an error and changes nothing. False if not opened."""
         from ..engine import StackSession
 
-        w = self._widget
-        if w._propagation is not None:
-            w._error("stop the propagation before opening a session")
+        binding, runner = self._binding, self._runner
+        if runner.running:
+            self.error.emit("stop the propagation before opening a session")
             return False
-        if w._image is None or w._model is None:
-            w._error("choose an image and load the model the session was made with, then open it")
+        if binding.image is None or runner.model is None:
+            self.error.emit("choose an image and load the model the session was made with, then open it")
             return False
-        w.wait()
-        stack = w._current_stack()
+        self._wait()
+        stack = runner.current_stack()
         if stack is None:
-            w._error("choose an image first")
+            self.error.emit("choose an image first")
             return False
         axis, index = stack.axis, dict(stack.index)
-        view = labels_view(w._labels.data, axis, index)
+        view = labels_view(binding.labels.data, axis, index)
         previous = np.array(view, copy=True)
-        image = image_snapshot(w._image)
+        image = image_snapshot(binding.image)
         try:
             session = StackSession.load(
-                path, w._model, image.data, axis=0 if axis is None else axis,
+                path, runner.model, image.data, axis=0 if axis is None else axis,
                 channel_axis=image.ndim if image.rgb else None, index=index, labels=view,
             )
         except Exception as exc:
             view[...] = previous  # the load may have written some frames
-            w._error(f"could not open the session {str(path)!r}: {exc}")
+            self.error.emit(f"could not open the session {str(path)!r}: {exc}")
             return False
         self._adopt(session, stack, previous, view)
-        w._set_status(f"Opened the session {str(path)!r}: {len(w.objects)} object(s) (Undo reverts it).")
+        self.status.emit(f"Opened the session {str(path)!r}: {len(binding.object_ids)} object(s) "
+                         "(Undo reverts it).")
         return True
 
     def _adopt(self, session, stack, previous: np.ndarray, view: np.ndarray) -> None:
-        w = self._widget
-        axis, index = stack.axis, dict(stack.index)
+        binding = self._binding
         chosen = {(obj, frame): session.chosen_candidate(obj, frame)
                   for obj in session.object_ids for frame in session.prompted_frames(obj)}
-        state = self._state_of(session.prompt_records(), {k: v for k, v in chosen.items() if v is not None})
-        w._quiet += 1
-        try:
-            write_prompt_layers(state, w._points, w._shapes)
-        finally:
-            w._quiet -= 1
-        w._masks, w._choices = state.mask_dict(), state.choice_dict()
-        w._show_candidates(None)
-        w.object_list.set_ids(state.objects, current=state.current)
-        w._on_colours()
-        w._update_defaults()
-        w._update_buttons()
-        w._forget_session()  # workers of the old session finish unseen
-        w._session, w._stack = session, stack
-        w._applied = w._wanted_prompts(axis, index)
-        w._range_value = tuple(session.intensity_range)
+        choices = {key: k for key, k in chosen.items() if k is not None}
+        binding.restore(self._state_of(session.prompt_records(), choices))
+        self._runner.adopt(session, stack)  # workers of the old session finish unseen
         for frame in range(len(view)):
-            w._history.add_frame(frame, previous[frame], np.asarray(view[frame]))
-        w._commit(stack, w._snapshot())
-        w._labels.refresh()
-        w._refresh_states()
+            self._recorder.add_frame(frame, previous[frame], np.asarray(view[frame]))
+        self._recorder.commit(stack, binding.snapshot())
+        binding.labels.refresh()
+        self.opened.emit()
 
     def _state_of(self, records, choices: dict) -> PromptState:
         """The prompt layers' content for the engine's prompt records and
         chosen candidates (``(object, frame) -> index``)."""
-        w = self._widget
+        coords = self._binding.coords
         points, point_objects, point_positive = [], [], []
         boxes, box_objects, masks = [], [], []
         for rec in records:
@@ -175,14 +169,14 @@ class SessionFiles(QWidget):
                 if fr.box is not None:
                     y0, x0, y1, x1 = fr.box
                     corners = [(y0, x0), (y0, x1), (y1, x1), (y1, x0)]
-                    boxes.append(np.array([w._coords(frame, y, x) for y, x in corners], dtype=float))
+                    boxes.append(np.array([coords(frame, y, x) for y, x in corners], dtype=float))
                     box_objects.append(int(rec.id))
                 for (y, x), label in zip(fr.points, fr.labels):
-                    points.append(w._coords(frame, y, x))
+                    points.append(coords(frame, y, x))
                     point_objects.append(int(rec.id))
                     point_positive.append(bool(label))
         objects = tuple(sorted(int(rec.id) for rec in records))
-        ndim = w._points.ndim
+        ndim = self._binding.points.ndim
         return PromptState(
             objects=objects,
             current=objects[0] if objects else None,
@@ -217,10 +211,8 @@ class SessionFiles(QWidget):
         self.autosave_box.blockSignals(True)
         self.autosave_box.setChecked(bool(self._autosave))
         self.autosave_box.blockSignals(False)
-        if self._autosave:
-            self._widget._steps.add_listener(self._step_recorded)  # once; every action's step
-            if self.autosave_path() is None:
-                self._widget._set_status("Autosave: the image has no file; give a folder (set_autosave(folder)).")
+        if self._autosave and self.autosave_path() is None:
+            self.status.emit("Autosave: the image has no file; give a folder (set_autosave(folder)).")
 
     def _on_autosave_toggled(self, on: bool) -> None:
         if bool(on) != bool(self._autosave):  # checking keeps a folder given before
@@ -233,7 +225,7 @@ class SessionFiles(QWidget):
 
     def autosave_path(self) -> Path | None:
         """Where autosave writes for the current image (None: nowhere known)."""
-        image = self._widget._image
+        image = self._binding.image
         if image is None:
             return None
         source = getattr(getattr(image, "source", None), "path", None)
@@ -258,17 +250,16 @@ class SessionFiles(QWidget):
     def changed(self) -> None:
         """The widget applied a correction or finished a propagation: autosave
         now if on. A failure is a status line, never an exception."""
-        w = self._widget
-        if not self._autosave or w._session is None or w._propagation is not None:
+        if not self._autosave or self._runner.session is None or self._runner.running:
             return
         self._unsaved = False
         path = self.autosave_path()
         if path is None:
-            w._set_status("Autosave skipped: the image has no file; give a folder (set_autosave(folder)).")
+            self.status.emit("Autosave skipped: the image has no file; give a folder (set_autosave(folder)).")
             return
         try:
             self._write(path)
         except Exception as exc:
-            w._set_status(f"Autosave to {str(path)!r} failed: {exc}")
+            self.status.emit(f"Autosave to {str(path)!r} failed: {exc}")
             return
         self.last_autosave = path

@@ -116,6 +116,8 @@ def help_text() -> str:
         "Painting, filling or erasing an object's pixels in the labels layer makes that its mask",
         "there; the next propagation carries the fix.",
         "Propagate forward, backward or both; Stop keeps the frames done.",
+        "Segment all: every object on the frame on screen; Track all: every object through the",
+        "stack, new ones found every k frames; Show tracks: their centroids as a Tracks layer.",
         "Undo / Redo (Ctrl-Z / Ctrl-Shift-Z in the labels or prompt layers) revert objects,",
         "prompts and labels together.",
         "",

@@ -63,10 +63,11 @@ class AutomaticOptions:
     ``min_mask_region_area``: holes and islands smaller than this are
     removed from each mask (then NMS again, preferring unchanged masks);
     ``use_m2m``: one more decoder pass per mask with its own low-res logits
-    as mask input; ``multimask_output``: three masks per point, one if
-    False, None (the default) as the model's config says
-    (``multimask_output_in_sam``: True for Meta's models, False for the
-    demo model, which was trained on one mask per prompt).
+    as mask input; ``multimask_output``: three masks per point (the
+    default, as Meta's generator), one if False, None as the model's config
+    says for clicks (``multimask_output_in_sam``: True for Meta's models,
+    False for the demo model, whose clicks decode one mask but whose three
+    multimask outputs and IoU head were trained for this mode).
 
     Composing the label image: ``duplicate_overlap``: a mask more than this
     fraction of which better masks already claim is a duplicate (a part of
@@ -99,7 +100,7 @@ class AutomaticOptions:
     crop_point_downscale: int = 1
     min_mask_region_area: int = 0
     use_m2m: bool = False
-    multimask_output: bool | None = None
+    multimask_output: bool | None = True
     duplicate_overlap: float = 0.5
     min_object_area: int = 12
     max_object_area: int | None = 262144

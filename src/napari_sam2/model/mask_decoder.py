@@ -24,6 +24,15 @@ class DecoderOutput(NamedTuple):
     candidate_tokens: torch.Tensor | None = None  # B x K x C
 
 
+class DecoderTokens(NamedTuple):
+    """The transformer's outputs before the heads."""
+
+    iou_token: torch.Tensor  # B x C
+    mask_tokens: torch.Tensor  # B x 4 x C
+    score_token: torch.Tensor | None  # B x C (None without an object-score token)
+    upscaled: torch.Tensor  # B x C/8 x 4S x 4S
+
+
 class MaskDecoder(nn.Module):
     def __init__(
         self,
@@ -78,21 +87,19 @@ class MaskDecoder(nn.Module):
                 MLP(dim, dim, 1, 3) if pred_obj_scores_mlp else nn.Linear(dim, 1)
             )
 
-    def predict_all(
+    def decode_tokens(
         self,
         image: torch.Tensor,
         image_pe: torch.Tensor,
         sparse: torch.Tensor,
         dense: torch.Tensor,
         high_res: tuple[torch.Tensor, torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """All mask tokens at once: masks ``B x 4 x 4S x 4S``, iou ``B x 4``,
-        mask tokens ``B x 4 x C``, object score logits ``B x 1``.
-
-        ``image``: ``B x C x S x S`` (already batched per prompt), ``image_pe``
-        ``1 x C x S x S``, ``sparse`` ``B x N x C``, ``dense`` ``B x C x S x S``;
-        ``high_res``: the projected stride-4 and stride-8 features.
-        """
+    ) -> DecoderTokens:
+        """The two-way transformer and the upscaling: everything before the
+        heads. ``image``: ``B x C x S x S`` (already batched per prompt),
+        ``image_pe`` ``1 x C x S x S``, ``sparse`` ``B x N x C``, ``dense``
+        ``B x C x S x S``; ``high_res``: the projected stride-4 and stride-8
+        features."""
         heads = [self.iou_token.weight, self.mask_tokens.weight]
         if self.pred_obj_scores:
             heads.insert(0, self.obj_score_token.weight)
@@ -114,18 +121,37 @@ class MaskDecoder(nn.Module):
             up = act2(up2(up) + feat_s0)
         else:
             up = act2(up2(act1(norm1(up1(src)))))
+        score_token = hs[:, 0, :] if self.pred_obj_scores else None
+        return DecoderTokens(iou_token, mask_tokens, score_token, up)
+
+    def mask_logits(self, tokens: DecoderTokens, which: range | None = None) -> torch.Tensor:
+        """Masks of the mask tokens ``which`` (default all): ``B x M x 4S x 4S``."""
+        which = range(self.num_mask_tokens) if which is None else which
         hyper = torch.stack(
-            [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
-            dim=1,
-        )  # (B, 4, C/8)
-        b, c, h, w = up.shape
-        masks = (hyper @ up.reshape(b, c, h * w)).reshape(b, -1, h, w)  # (B, 4, 4S, 4S)
-        iou = self.iou_prediction_head(iou_token)
+            [self.output_hypernetworks_mlps[i](tokens.mask_tokens[:, i, :]) for i in which], dim=1
+        )  # (B, M, C/8)
+        b, c, h, w = tokens.upscaled.shape
+        return (hyper @ tokens.upscaled.reshape(b, c, h * w)).reshape(b, -1, h, w)  # (B, M, 4S, 4S)
+
+    def predict_all(
+        self,
+        image: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+        high_res: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All mask tokens at once: masks ``B x 4 x 4S x 4S``, iou ``B x 4``,
+        mask tokens ``B x 4 x C``, object score logits ``B x 1`` (arguments
+        as for :meth:`decode_tokens`)."""
+        tokens = self.decode_tokens(image, image_pe, sparse, dense, high_res)
+        masks = self.mask_logits(tokens)
+        iou = self.iou_prediction_head(tokens.iou_token)
         if self.pred_obj_scores:
-            score = self.pred_obj_score_head(hs[:, 0, :])
+            score = self.pred_obj_score_head(tokens.score_token)
         else:
             score = 10.0 * iou.new_ones(iou.shape[0], 1)  # "present"
-        return masks, iou, mask_tokens, score
+        return masks, iou, tokens.mask_tokens, score
 
     def _stability(self, logits: torch.Tensor) -> torch.Tensor:
         delta = self.config.dynamic_multimask_stability_delta
