@@ -52,7 +52,10 @@ class DivisionOptions:
     """When a tracked object counts as divided (pixels and frames).
 
     ``persist``: frames in a row (the division frame included) the two
-    daughters must be seen before a division counts (2). ``min_mother_frames``:
+    daughters must be seen before a division counts (2). ``max_delay``: a
+    division must be confirmed within this many frames from the one it is
+    dated to (3; the frames a pass yields lag that many minus one behind
+    the one it tracks). ``min_mother_frames``:
     frames the mother must have been one cell before it (2; a mask that
     holds two cells from its first frame is two touching cells, not a
     division). ``min_daughter_area``: pixels of the smaller daughter (30).
@@ -76,6 +79,7 @@ class DivisionOptions:
     """
 
     persist: int = 2
+    max_delay: int = 3
     min_mother_frames: int = 2
     min_daughter_area: int = 30
     daughter_share: tuple[float, float] = (0.25, 0.75)
@@ -89,10 +93,12 @@ class DivisionOptions:
     max_distance: float = 4.0
 
     def __post_init__(self) -> None:
-        for name in ("persist", "min_mother_frames", "min_daughter_area"):
+        for name in ("persist", "max_delay", "min_mother_frames", "min_daughter_area"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.max_delay < self.persist:
+            raise ValueError(f"max_delay ({self.max_delay}) must be at least persist ({self.persist})")
         for name, top in (("daughter_share", 1.0), ("area_drop", 1.0), ("sister_area", None)):
             lo, hi = _pair(getattr(self, name), name)
             if not 0 <= lo <= hi or (top is not None and hi > top):
@@ -291,7 +297,7 @@ class DivisionWatcher:
     @property
     def lag(self) -> int:
         """Frames back from the latest one read that a division may still be dated to."""
-        return self.options.persist - 1
+        return self.options.max_delay - 1
 
     def rewind(self, frame: int) -> None:
         """Forget what was read on ``frame`` and after (they are computed again)."""
@@ -312,9 +318,9 @@ class DivisionWatcher:
             area = int(mask.sum())
             seen = self._seen.setdefault(obj_id, {})
             seen[frame] = _Seen(area, "one")
-            old = seen.get(frame - opt.persist - 1)
+            old = seen.get(frame - opt.max_delay - 1)
             if old is not None and old.masks is not None:
-                seen[frame - opt.persist - 1] = old._replace(masks=None)
+                seen[frame - opt.max_delay - 1] = old._replace(masks=None)
             if area < 2 * opt.min_daughter_area:
                 continue
             last = seen.get(frame - 1)
@@ -354,21 +360,24 @@ class DivisionWatcher:
         return event
 
     def _confirmed(self, obj_id: int, frame: int) -> Division | None:
+        """A division of ``obj_id`` dated to the first frame after the last
+        one that showed it as one cell, if the frames since confirm it."""
         opt = self.options
         seen = self._seen[obj_id]
-        start = frame - opt.persist + 1
+        ones = [f for f, s in seen.items() if f < frame and s.kind == "one" and s.area]
+        if seen[frame].kind == "one" or len(ones) < opt.min_mother_frames:
+            return None
+        start = max(ones) + 1
+        if not opt.persist <= frame - start + 1 <= opt.max_delay:
+            return None
         run = [seen.get(f) for f in range(start, frame + 1)]
         if any(s is None for s in run):
             return None
-        mother = seen.get(start - 1)
-        if mother is None or mother.kind != "one" or not mother.area:
-            return None  # the frame before must show the mother as one cell
-        single = sum(1 for f, s in seen.items() if f < start and s.kind == "one" and s.area)
-        if single < opt.min_mother_frames:
-            return None
-        sudden = run[0].kind == "two" or run[0].area >= opt.min_growth * mother.area
-        if sudden and all(s.kind in ("two", "pair") for s in run):
-            return Division(obj_id, start, run[0].masks, "split")
+        mother = seen[start - 1]
+        if all(s.kind in ("two", "pair") for s in run):
+            # two cells at a waist on some frame, or the mask grew as it split
+            if any(s.kind == "two" for s in run) or run[0].area >= opt.min_growth * mother.area:
+                return Division(obj_id, start, run[0].masks, "split")
         if run[0].kind == "sister" and all(s.area <= opt.area_drop[1] * mother.area for s in run):
             return Division(obj_id, start, run[0].masks, "halving")  # it stays halved
         return None
