@@ -136,7 +136,7 @@ class SessionFiles(QWidget):
 
     def _adopt(self, session, stack, previous: np.ndarray, view: np.ndarray) -> None:
         binding = self._binding
-        binding.restore(self._state_of(session.prompt_records()))
+        binding.restore(self._state_of(session.prompt_records())._replace(lineage=session.lineage_state()))
         self._runner.adopt(session, stack)  # workers of the old session finish unseen
         for frame in range(len(view)):
             self._recorder.add_frame(frame, previous[frame], np.asarray(view[frame]))
