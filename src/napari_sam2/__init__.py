@@ -24,6 +24,7 @@ _EXPORTS = {
     "segment_everything": "napari_sam2.engine.automatic",
     "AutomaticOptions": "napari_sam2.engine.automatic",
     "AutomaticResult": "napari_sam2.engine.automatic",
+    "DivisionOptions": "napari_sam2.engine.divisions",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -23,9 +23,11 @@ Methods return at once; the work goes on in the background. ``wait()``
 processes events until all is done.
 
 The widget holds its parts and talks to them through methods and signals:
-``controls`` (the view), ``binding`` (layers and prompts), ``runner``
-(the session and the background work), ``recorder`` (undo steps) and
-``session_files`` (Save/Open, autosave).
+``controls`` (the view), ``binding`` (layers, prompts and the lineage),
+``runner`` (the session and the background work), ``recorder`` (undo
+steps), ``session_files`` (Save/Open, autosave), ``automatic`` (Segment
+all, Track all, Show tracks) and ``lineage`` (Mark division, Link, Unlink,
+the area plot).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ._qt.close_watch import CloseWatch
 from ._qt.controls import PUBLIC, READY, ControlsView
 from ._qt.layer_binding import LayerBinding
 from ._qt.layer_choice import LayerChoice
+from ._qt.lineage_edits import LineageEdits
 from ._qt.recorder import Recorder
 from ._qt.session_files import SessionFiles
 from ._qt.steps import PromptState
@@ -66,7 +69,10 @@ class SAM2Widget(QWidget):
       ``add_box(frame, y0, x0, y1, x1, obj=None)``
     * ``propagate(direction="forward", start=None, stop=None)``, ``stop()``
     * ``segment_all(frame=None)``, ``track_all(detect_every=None, start=None,
-      stop=None)``, ``show_tracks(graph=None)``, ``automatic_options``
+      stop=None, divisions=None)``, ``show_tracks(graph=None)``, ``automatic_options``
+    * ``mark_division(frame=None, obj=None, daughters=None)``,
+      ``link_to_mother(obj=None, mother=None)``, ``unlink(obj=None)``,
+      ``show_plot()``, ``lineage_state``
     * ``clear_object(obj=None)``, ``delete_object(obj=None)``, ``reset()``
     * ``save_session(path)``, ``open_session(path)``, ``set_autosave(where)``
     * ``wait(timeout=None) -> bool``, ``busy``, ``session``,
@@ -95,6 +101,9 @@ class SAM2Widget(QWidget):
                                    controls=self.controls, parent=self)  # Segment all, Track all, tracks
         self.choice = LayerChoice(viewer=self.viewer, binding=self.binding, runner=self.runner,
                                   controls=self.controls, parent=self)  # image, labels, axis
+        self.lineage = LineageEdits(viewer=self.viewer, binding=self.binding, runner=self.runner,
+                                    recorder=self.recorder, objects=self.object_list)  # divisions, plot
+        self.controls.insert_part(self.lineage, after=self.controls.automatic_box)
         QVBoxLayout(self).addWidget(self.controls)
         self._closed = False
 
@@ -154,7 +163,7 @@ class SAM2Widget(QWidget):
         runner.run_ended.connect(self.controls.end_progress)
         runner.frame_written.connect(self._on_frame_written)
         runner.prepared.connect(lambda f, s: self._set_status(f"Frame {f} ready ({s:.1f} s). " + self._ready_text()))
-        for part in (self.automatic, self.choice, files):
+        for part in (self.automatic, self.choice, files, self.lineage):
             part.error.connect(self._error)
             part.status.connect(self._set_status)
         self.choice.changed.connect(self._update_buttons)
@@ -166,6 +175,7 @@ class SAM2Widget(QWidget):
         self.controls.enable(have_image=image is not None, running=running, stopping=self.runner.stopping,
                              stack=image is None or self.binding.axis is not None)
         self.session_files.setEnabled(image is not None and not running)
+        self.lineage.set_enabled(stack=image is not None and self.binding.axis is not None, running=running)
 
     def _ready_text(self) -> str:
         """What to do next, when nothing else is worth saying."""
@@ -316,13 +326,15 @@ class SAM2Widget(QWidget):
             self.automatic.segment_all(frame, options)
 
     def track_all(self, *, detect_every: int | None = None, start: int | None = None, stop: int | None = None,
-                  options=None) -> None:
+                  options=None, divisions=None) -> None:
         """Find every object on the first frame (of ``start`` to ``stop``;
         default the "Only frames" span, or the whole axis), track them all
         forward and look for new ones every ``detect_every`` frames (default:
-        the spin box); one undo step. See :meth:`StackSession.track_everything`."""
+        the spin box); one undo step. ``divisions``: find divisions (True,
+        False, or ``DivisionOptions``; None: the "Find divisions" box). See
+        :meth:`StackSession.track_everything`."""
         if self._can_run(single="a single 2D image has no other frames to track; use Segment all"):
-            self.automatic.track_all(detect_every, start, stop, options)
+            self.automatic.track_all(detect_every, start, stop, options, divisions)
 
     def show_tracks(self, graph: dict | None = None):
         """Add (or update) the Tracks layer "<image> SAM 2 tracks": each
@@ -330,6 +342,31 @@ class SAM2Widget(QWidget):
         ``{daughter: [mother]}`` (napari's lineage graph; default: the
         session's lineage, if it has one). Returns the layer, or None."""
         return self.automatic.show_tracks(graph)
+
+    # ================================================================ lineage
+    lineage_state = property(lambda self: self.binding.lineage,
+                             doc="The lineage (``LineageState``: mothers, track limits) of the objects.")
+
+    def mark_division(self, frame: int | None = None, obj: int | None = None, daughters=None) -> bool:
+        """``obj`` (default: the selected object) divides on ``frame``
+        (default: the one on screen): its track ends on the frame before and
+        two new objects, its daughters, get one click each there:
+        ``daughters`` ``[(y, x), (y, x)]``, or None: the next two clicks on
+        the image (Esc cancels). One undo step; False if refused."""
+        return self.lineage.mark_division(frame, obj, daughters)
+
+    def link_to_mother(self, obj: int | None = None, mother: int | None = None) -> bool:
+        """Make ``mother`` (default: the "mother id" box) the mother of ``obj``
+        (default: the selected object); one undo step. False if refused."""
+        return self.lineage.link(obj, mother)
+
+    def unlink(self, obj: int | None = None) -> bool:
+        """``obj`` (default: the selected object) has no mother any more; one undo step."""
+        return self.lineage.unlink(obj)
+
+    def show_plot(self):
+        """Dock the plot of the selected object's area over time and its relatives'; returns it."""
+        return self.lineage.plot.show()
 
     def _can_run(self, *, single: str | None) -> bool:
         """Whether a run can be asked for now (else an error says why)."""
@@ -369,6 +406,7 @@ class SAM2Widget(QWidget):
         if obj is None or self.runner.running or not self.binding.ensure_layers():
             return
         self.binding.forget_object(obj)
+        self.lineage.forget(obj)
         if delete and obj in self.objects:
             self.object_list.remove(obj)
             self.binding.update_defaults()
@@ -388,6 +426,7 @@ class SAM2Widget(QWidget):
         if confirm and not self.controls.confirm_reset(len(self.objects)):
             return False
         self.binding.forget_prompts()
+        self.binding.set_lineage(None)
         self.runner.forget_session()
         self.object_list.set_ids([])
         self.binding.update_defaults()
@@ -520,13 +559,15 @@ class SAM2Widget(QWidget):
         the engine follows with the next sync (the labels are napari's)."""
         if self.runner.running:
             self.stop()
+        self.lineage.cancel_division()
         self.binding.restore(state)
+        self.lineage.show_selected()
         self.candidates.show_candidates(None, self.current_object)
         self._update_buttons()
         self.runner.note_restored()
         self.runner.schedule_sync()
         what = "Undone" if undone else "Redone"
-        self._set_status(f"{what}: objects, prompts and labels as they were.")
+        self._set_status(f"{what}: objects, prompts, labels and lineage as they were.")
 
     # ================================================================ teardown
     def _teardown(self) -> None:
@@ -536,5 +577,6 @@ class SAM2Widget(QWidget):
         shortcuts.unregister(self.viewer, self)
         self.runner.close()
         self.viewer.dims.events.current_step.disconnect(self._on_dims)
+        self.lineage.close()
         self.binding.close()
         self.intensity.stop()

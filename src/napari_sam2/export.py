@@ -9,7 +9,12 @@ for none). A track must be present on every frame from B to E: an object
 with a gap becomes two tracks, the part after the gap a new label whose
 parent is the part before it, as the format requires. With
 ``ground_truth=True`` the same is written as the CTC ground-truth tracking
-layout: ``TRA/man_trackTTT.tif`` and ``TRA/man_track.txt``.
+layout: ``TRA/man_trackTTT.tif`` and ``TRA/man_track.txt``. A session's
+parents come from its lineage (``session.lineage``).
+
+napari Tracks layer: :func:`tracks_layer_data` (one row per object and
+frame) and :func:`tracks_layer_graph` (the lineage as the layer's
+``graph``, so napari draws the branching).
 
 Files are written atomically: each one under a temporary name in the target
 folder, then renamed over the final name, so that a crash never leaves a
@@ -25,8 +30,10 @@ import numpy as np
 from scipy import ndimage
 
 from ._io import atomic_file
+from .engine.lineage import label_presence
+from .tables import tracks_graph
 
-__all__ = ["write_ctc", "tracks_layer_data", "ctc_tracks", "CTCTrack"]
+__all__ = ["write_ctc", "tracks_layer_data", "tracks_layer_graph", "mothers_of", "ctc_tracks", "CTCTrack"]
 
 _UINT16_MAX = 65535
 
@@ -53,17 +60,13 @@ def _stack_of(session_or_labels) -> np.ndarray:
     return labels
 
 
-def _presence(labels) -> dict[int, list[int]]:
-    """Label -> sorted frames holding it (one frame read at a time)."""
-    frames: dict[int, list[int]] = {}
-    for t in range(labels.shape[0]):
-        frame = np.asarray(labels[t])
-        if frame.size and frame.min() < 0:
-            raise ValueError(f"labels must be >= 0; frame {t} holds {int(frame.min())}")
-        for value in np.unique(frame):
-            if value:
-                frames.setdefault(int(value), []).append(t)
-    return frames
+def mothers_of(session_or_labels, parents: Mapping[int, int] | None = None) -> dict[int, int]:
+    """``parents`` if given, else a session's lineage ``{daughter: mother}``
+    (none for a plain label stack)."""
+    if parents is not None:
+        return dict(parents)
+    lineage = getattr(session_or_labels, "lineage", None)
+    return lineage.links() if lineage is not None else {}
 
 
 def ctc_tracks(session_or_labels, parents: Mapping[int, int] | None = None):
@@ -76,8 +79,8 @@ def ctc_tracks(session_or_labels, parents: Mapping[int, int] | None = None):
     last part becomes the parent.
     """
     labels = _stack_of(session_or_labels)
-    parents = dict(parents or {})
-    present = _presence(labels)
+    parents = mothers_of(session_or_labels, parents)
+    present = label_presence(labels)
     next_label = max(present, default=0) + 1
     tracks, relabel, last_part = [], {}, {}
     for label in sorted(present):
@@ -118,14 +121,15 @@ def write_ctc(session_or_labels, folder, *, parents: Mapping[int, int] | None = 
     """Write a ``T x Y x X`` label stack (or a session's labels) in the CTC
     layout into ``folder`` (created if needed); returns the folder.
 
-    ``parents``: ``{label: mother label}``; ``ground_truth``: write the
-    ground-truth tracking layout (``TRA/man_track*``) instead of a result.
+    ``parents``: ``{label: mother label}`` (default: a session's lineage);
+    ``ground_truth``: write the ground-truth tracking layout
+    (``TRA/man_track*``) instead of a result.
     Existing files of the same names are replaced; nothing else is touched.
     """
     import tifffile
 
     labels = _stack_of(session_or_labels)
-    tracks, relabel = ctc_tracks(labels, parents)
+    tracks, relabel = ctc_tracks(labels, mothers_of(session_or_labels, parents))
     root = Path(folder)
     if root.exists() and not root.is_dir():
         raise ValueError(f"folder {str(root)!r} exists and is not a folder")
@@ -165,3 +169,12 @@ def tracks_layer_data(session_or_labels) -> np.ndarray:
     data = np.array(rows, dtype=float).reshape(-1, 4)
     order = np.lexsort((data[:, 1], data[:, 0]))
     return data[order]
+
+
+def tracks_layer_graph(session_or_labels, parents: Mapping[int, int] | None = None) -> dict[int, list[int]]:
+    """napari Tracks layer ``graph`` of :func:`tracks_layer_data`'s tracks:
+    ``{daughter track: [mother track]}`` for the daughters and mothers that
+    have pixels; ``parents`` default to a session's lineage."""
+    present = label_presence(_stack_of(session_or_labels))
+    mothers = mothers_of(session_or_labels, parents)
+    return tracks_graph({d: m for d, m in mothers.items() if d in present and m in present})

@@ -53,16 +53,26 @@ class Automatic(QObject):
         if options is not None:
             self._runner.request_run("segment", frame, options)
 
-    def track_all(self, detect_every, start, stop, options) -> None:
+    def track_all(self, detect_every, start, stop, options, divisions=None) -> None:
+        from ..engine.divisions import DivisionOptions
+
         every = self._controls.detect_every_box.value() if detect_every is None else detect_every
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             self.error.emit(f"detect_every must be a whole number of frames >= 1, got {every!r}")
+            return
+        if divisions is None:
+            divisions = self._controls.divisions_box.isChecked()
+        if isinstance(divisions, bool):
+            divisions = DivisionOptions() if divisions else None
+        if not isinstance(divisions, (DivisionOptions, type(None))):
+            self.error.emit(f"divisions must be True, False or a napari_sam2 DivisionOptions, "
+                            f"got {type(divisions).__name__}")
             return
         if start is None and stop is None:
             start, stop = self._controls.span()
         options = self._resolve(options)
         if options is not None:
-            self._runner.request_run("track", start, stop, options, int(every))
+            self._runner.request_run("track", start, stop, options, int(every), divisions)
 
     def _resolve(self, options):
         """The options to use (None, after an error, if these are not options)."""
@@ -92,9 +102,8 @@ class Automatic(QObject):
             self.error.emit("the labels hold no objects yet: Track all (or propagate) first")
             return None
         ids = np.unique(rows[:, 0]).astype(int)
-        if graph is None:  # the session's lineage, once the engine keeps one
-            links = getattr(getattr(self._runner.session, "lineage", None), "links", None)
-            graph = lineage_graph(links() if callable(links) else {}, ids)
+        if graph is None:  # the lineage of the objects (track id = label value)
+            graph = lineage_graph(binding.lineage.mothers, ids)
         layer = show_tracks(self._viewer, binding.image, rows, graph)
         frames = len(np.unique(rows[:, 1 + binding.axis]))
         self.status.emit(f"Tracks of {len(ids)} objects over {frames} frames in {layer.name!r}.")

@@ -201,7 +201,7 @@ class Runner(QObject):
     def request_run(self, kind: str, *args) -> None:
         """After the prompts are applied: ``("propagate", direction, start,
         stop)``, ``("segment", frame, options)`` or ``("track", start, stop,
-        options, detect_every)``."""
+        options, detect_every, divisions)``."""
         self._want_run = (kind, args)
         self._want_sync = True
         self.kick()
@@ -297,7 +297,7 @@ class Runner(QObject):
         session = self._session if stack.same(self._stack) else None
         restored = self._restored if stack.same(self._restored_stack) else None
         self._restored = self._restored_stack = None
-        if session is not None and wanted == self._applied:
+        if session is not None and wanted == self._applied and self._binding.lineage == session.lineage_state():
             return self._kick_later()
         binding = self._binding
         job = SyncJob(
@@ -347,7 +347,7 @@ class Runner(QObject):
             self.candidates.emit(result.candidates)
         if result.changes:
             self.status.emit(f"Segmented frame {', '.join(str(c[0]) for c in result.changes)}")
-        if result.changes or result.applied != job.applied:
+        if result.changes or result.applied != job.applied or result.lineage_changed:
             self.edited.emit()
 
     # ---------------------------------------------------------------- intensity
@@ -465,15 +465,15 @@ class Runner(QObject):
         self._begin("propagate", stack, session, None, propagated(results), counter)
         self.status.emit(f"Propagating {direction}…")
 
-    def _start_track(self, start, stop, options, detect_every: int) -> None:
+    def _start_track(self, start, stop, options, detect_every: int, divisions) -> None:
         session, stack = self._session, self._stack
         if session is None:
             return  # the sync that should have made it failed (and said why)
         counter = Counter()
         try:
             self._mark_undone(session, stack)
-            results = session.track_everything("forward", start, stop, options=options,
-                                               detect_every=detect_every, progress=counter)
+            results = session.track_everything("forward", start, stop, options=options, detect_every=detect_every,
+                                               divisions=divisions, progress=counter)
         except Exception as exc:
             self.error.emit(f"Track all: {exc}")
             return
@@ -554,8 +554,8 @@ class Runner(QObject):
         stopped run) join the step; the objects it found join the widget,
         those still tracked with their mask prompts; the objects it stopped
         tracking (they left) keep their labels but lose their prompts, as in
-        the engine (Undo brings them back). Returns the prompt state the
-        step ends with."""
+        the engine (Undo brings them back); the lineage is the engine's
+        (divisions found). Returns the prompt state the step ends with."""
         view = labels_view(run.stack.labels.data, run.stack.axis, dict(run.stack.index))
         for f in run.before.frames:
             if f in run.seen:
@@ -579,6 +579,7 @@ class Runner(QObject):
         for obj in run.lost:
             self._binding.forget_object(obj)
         self._binding.add_objects(run.new_ids, masks)
+        self._binding.set_lineage(run.session.lineage_state())
         return self._binding.snapshot()
 
 

@@ -46,7 +46,7 @@ PUBLIC = (
     "image_box", "labels_box", "axis_box", "intensity", "model_panel", "object_list", "new_button",
     "clear_button", "delete_button", "negative_box", "frame_strip", "candidates", "backward_button",
     "both_button", "forward_button", "range_box", "start_box", "stop_box", "follow_box", "stop_button",
-    "progress", "segment_all_button", "track_all_button", "detect_every_box", "show_tracks_button",
+    "progress", "segment_all_button", "track_all_button", "detect_every_box", "divisions_box", "show_tracks_button",
     "undo_button", "redo_button", "reset_button", "help_link", "status_area", "status",
 )
 
@@ -149,7 +149,7 @@ class ControlsView(QWidget):
         grid.addWidget(self.progress, 3, 0, 1, 2)
         grid.addWidget(self.stop_button, 3, 2)
 
-        automatic = self._build_automatic()
+        automatic = self.automatic_box = self._build_automatic()
 
         self.undo_button = QPushButton("Undo")
         self.redo_button = QPushButton("Redo")
@@ -198,6 +198,11 @@ class ControlsView(QWidget):
             "and pick up new ones as they appear (one undo step)"
         )
         self.detect_every_box.setToolTip("Track all looks for new objects (entering, dividing) every k frames")
+        self.divisions_box = QCheckBox("Find divisions")
+        self.divisions_box.setChecked(True)
+        self.divisions_box.setToolTip(
+            "Track all ends a cell's track where it divides and starts two daughters with her as their mother"
+        )
         self.show_tracks_button.setToolTip("Add or update a Tracks layer of the objects' centroids over time")
         grid = QGridLayout(box)
         grid.addWidget(self.segment_all_button, 0, 0)
@@ -208,13 +213,15 @@ class ControlsView(QWidget):
         every.addWidget(self.detect_every_box)
         every.addWidget(QLabel("frames"))
         every.addStretch(1)
+        every.addWidget(self.divisions_box)
         grid.addLayout(every, 1, 0, 1, 3)
         return box
 
-    def insert_part(self, widget: QWidget) -> None:
-        """Show ``widget`` (e.g. the session files row) above the status line."""
+    def insert_part(self, widget: QWidget, *, after: QWidget | None = None) -> None:
+        """Show ``widget`` (e.g. the session files row) above the status line,
+        or right below ``after`` (e.g. ``automatic_box``)."""
         layout = self.layout()
-        layout.insertWidget(layout.count() - 2, widget)
+        layout.insertWidget(layout.count() - 2 if after is None else layout.indexOf(after) + 1, widget)
 
     def enable(self, *, have_image: bool, running: bool, stopping: bool, stack: bool = True) -> None:
         """Enable what can be used now (while propagating: only Stop; for a
@@ -225,7 +232,7 @@ class ControlsView(QWidget):
         for button in (self.forward_button, self.backward_button, self.both_button, self.track_all_button,
                        self.show_tracks_button):
             button.setEnabled(have_image and not running and stack)
-        for widget in (self.range_box, self.follow_box, self.detect_every_box):
+        for widget in (self.range_box, self.follow_box, self.detect_every_box, self.divisions_box):
             widget.setEnabled(stack)
         self.stop_button.setEnabled(running and not stopping)
         has_object = self.object_list.current_id is not None

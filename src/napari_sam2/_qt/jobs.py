@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..layers import FramePrompt, plan_prompt_edits, session_for_layer
+from .lineage_plan import apply_lineage, loosen_limits
 
 
 class Stack(NamedTuple):
@@ -58,6 +59,7 @@ class SyncResult(NamedTuple):
     changes: list  # (frame, previous, labels)
     errors: list
     candidates: object = None  # Candidates of job.focus, read once the prompts are decoded
+    lineage_changed: bool = False  # the engine's lineage was brought to the widget's
 
 
 class ClearResult(NamedTuple):
@@ -98,8 +100,9 @@ def image_snapshot(layer):
 
 
 def sync_work(job: SyncJob, model) -> SyncResult:
-    """Worker: build the session if needed, apply the prompt edits, decode the
-    changed frames (instant when their image features are cached)."""
+    """Worker: build the session if needed, apply the prompt edits and the
+    lineage wanted (``job.state.lineage``), decode the changed frames
+    (instant when their image features are cached)."""
     session = job.session
     if session is None:
         session = session_for_layer(
@@ -110,6 +113,10 @@ def sync_work(job: SyncJob, model) -> SyncResult:
     errors, frames = [], set()
     before: dict[int, np.ndarray] = {}  # frames as they were (choosing a candidate writes one)
     known = set(session.object_ids)
+    lineage = getattr(job.state, "lineage", None)
+    lineage_changed = lineage is not None and session.lineage_state() != lineage
+    if lineage_changed:
+        _lineage_step(loosen_limits, session, lineage, errors)
     for edit in plan_prompt_edits(applied, job.wanted):
         key = (edit.obj, edit.frame)
         applied[key] = job.wanted.get(key, FramePrompt())
@@ -135,10 +142,24 @@ def sync_work(job: SyncJob, model) -> SyncResult:
     for obj in session.object_ids:
         if not session.prompted_frames(obj):
             session.remove_object(obj, clear_labels=False)
+    cleared = _lineage_step(apply_lineage, session, lineage, errors) if lineage_changed else {}
+    for frame, previous in cleared.items():
+        before.setdefault(frame, previous)
     changes = []
-    for frame in sorted(frames):
-        changes.append((frame, before[frame], session.segment_frame(frame)))
-    return SyncResult(job, session, applied, changes, errors, read_candidates(session, job.focus, applied))
+    for frame in sorted(frames | set(cleared)):
+        labels = session.segment_frame(frame) if frame in frames else np.array(session.labels[frame], copy=True)
+        changes.append((frame, before[frame], labels))
+    candidates = read_candidates(session, job.focus, applied)
+    return SyncResult(job, session, applied, changes, errors, candidates, lineage_changed)
+
+
+def _lineage_step(step, session, lineage, errors: list):
+    """``step(session, lineage)``; an error is one of ``errors``."""
+    try:
+        return step(session, lineage)
+    except (KeyError, ValueError) as exc:
+        errors.append(f"lineage: {exc}")
+        return {}
 
 
 class Candidates(NamedTuple):

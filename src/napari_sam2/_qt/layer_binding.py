@@ -1,7 +1,7 @@
 """How the widget binds to napari layers: the image, the Labels layer it
 writes into, and the Points/Shapes layers that hold the prompts (their
 events, colours, Shift-clicks and the object each prompt belongs to), with
-the mask prompts and candidate choices that go with them.
+the mask prompts, candidate choices and lineage that go with them.
 
 A part the widget holds (``widget.binding``); it owns this state and tells
 the widget what happened through its signals. It reads the object list it
@@ -38,6 +38,7 @@ from .prompt_layers import (
     style_points,
     style_shapes,
 )
+from .lineage_plan import EMPTY, as_state
 from .steps import PaintedMask, PromptState, snapshot, write_prompt_layers
 
 UNDO_KEY, REDO_KEY = "Control-Z", "Control-Shift-Z"
@@ -72,6 +73,7 @@ class LayerBinding(QObject):
         self._quiet = 0  # > 0 while the binding edits the prompt layers itself
         self._masks: dict = {}  # (object, frame) -> PaintedMask: mask prompts
         self._choices: dict = {}  # (object, frame) -> index of SAM's candidate chosen for the clicks
+        self._lineage = EMPTY  # the LineageState wanted (lineage_plan); the engine follows in a sync
         self._last_prompt: tuple[int, int] | None = None  # (object, frame) of the latest click/box
         self._labels_removed: str | None = None  # name of a labels layer the user removed
         self._closed = False
@@ -91,6 +93,11 @@ class LayerBinding(QObject):
     current_object = property(lambda self: self._objects.current_id, doc="The selected object (or None).")
     drawing_box = property(lambda self: self._drawing_box, doc="A box is being drawn (applied once released).")
     last_prompt = property(lambda self: self._last_prompt, doc="(object, frame) of the latest click or box.")
+    lineage = property(lambda self: self._lineage, doc="The lineage wanted (a LineageState; do not change it).")
+
+    def set_lineage(self, state) -> None:
+        """Want the lineage ``state`` (a ``LineageState``; copied)."""
+        self._lineage = as_state(state if state is not None else EMPTY)
 
     def colour_of(self, obj: int):
         """The colour ``obj`` is shown in (RGBA floats), or None."""
@@ -156,8 +163,7 @@ class LayerBinding(QObject):
         self._axis = infer_axis(self.image_shape(), layer.axis_labels).axis
         self._setup_prompt_layers()
         self._adopt_labels(self._find_default_labels())
-        self._masks = {}
-        self._choices = {}
+        self._masks, self._choices, self._lineage = {}, {}, EMPTY
         self._objects.set_ids(self._prompted_objects())
         self._recorder.reset(self.snapshot())
         self.update_defaults()
@@ -306,12 +312,12 @@ class LayerBinding(QObject):
 
     # ---------------------------------------------------------------- objects and prompts
     def snapshot(self) -> PromptState:
-        """The prompt state now: objects, clicks, boxes, masks, choices."""
+        """The prompt state now: objects, clicks, boxes, masks, choices, lineage."""
         return snapshot(self._objects.ids, self._objects.current_id, self._points, self._shapes, self._masks,
-                        self._choices)
+                        self._choices, self._lineage)
 
     def restore(self, state: PromptState) -> None:
-        """Put the prompt layers, masks, choices and objects back as in ``state``."""
+        """Put the prompt layers, masks, choices, lineage and objects back as in ``state``."""
         self._quiet += 1
         try:
             write_prompt_layers(state, self._points, self._shapes)
@@ -319,6 +325,7 @@ class LayerBinding(QObject):
             self._quiet -= 1
         self._masks = state.mask_dict()
         self._choices = state.choice_dict()
+        self.set_lineage(state.lineage)
         self._objects.set_ids(state.objects, current=state.current)
         self.recolour()
         self.update_defaults()

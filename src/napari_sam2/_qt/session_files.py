@@ -148,7 +148,8 @@ class SessionFiles(QWidget):
         chosen = {(obj, frame): session.chosen_candidate(obj, frame)
                   for obj in session.object_ids for frame in session.prompted_frames(obj)}
         choices = {key: k for key, k in chosen.items() if k is not None}
-        binding.restore(self._state_of(session.prompt_records(), choices))
+        state = self._state_of(session.prompt_records(), choices)
+        binding.restore(state._replace(lineage=session.lineage_state()))
         self._runner.adopt(session, stack)  # workers of the old session finish unseen
         for frame in range(len(view)):
             self._recorder.add_frame(frame, previous[frame], np.asarray(view[frame]))

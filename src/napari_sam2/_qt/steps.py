@@ -12,8 +12,8 @@ whose value objects are array-likes. When napari replays the entry it
 assigns ``data[indices] = values``; numpy converts the value with
 ``__array__`` (an empty array: no pixel changes), which tells this history
 that the step was undone or redone. The widget then puts back the prompt
-state (:class:`PromptState`: objects, points, boxes, painted masks) the
-step started from or ended with.
+state (:class:`PromptState`: objects, points, boxes, painted masks, the
+lineage) the step started from or ended with.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class PromptState(NamedTuple):
     box_objects: np.ndarray  # M
     masks: tuple  # ((obj, frame, PaintedMask), ...) sorted by (obj, frame)
     choices: tuple = ()  # ((obj, frame, candidate index), ...) sorted
+    lineage: object = None  # the engine LineageState wanted (mothers, track limits); None: none
 
     def same(self, other: "PromptState | None") -> bool:
         if other is None:
@@ -77,6 +78,7 @@ class PromptState(NamedTuple):
             and _equal(self.box_objects, other.box_objects)
             and self.masks == other.masks
             and self.choices == other.choices
+            and _lineage(self.lineage) == _lineage(other.lineage)
         )
 
     def mask_dict(self) -> dict:
@@ -86,12 +88,18 @@ class PromptState(NamedTuple):
         return {(obj, frame): k for obj, frame, k in self.choices}
 
 
+def _lineage(value) -> tuple:
+    return tuple(value) if value is not None else ({}, {}, {})
+
+
 def _equal(a, b) -> bool:
     return np.shape(a) == np.shape(b) and np.array_equal(a, b)
 
 
-def snapshot(objects, current, points, shapes, masks: dict, choices: dict | None = None) -> PromptState:
-    """The prompt state of the widget's layers (``points``/``shapes`` may be None)."""
+def snapshot(objects, current, points, shapes, masks: dict, choices: dict | None = None,
+             lineage=None) -> PromptState:
+    """The prompt state of the widget's layers (``points``/``shapes`` may be
+    None) and the lineage wanted (a ``LineageState``, kept as given)."""
     if points is not None and len(points.data):
         pdata = np.array(points.data, dtype=float, copy=True)
         pobj = points.features[OBJECT].to_numpy(dtype=np.int64).copy()
@@ -116,6 +124,7 @@ def snapshot(objects, current, points, shapes, masks: dict, choices: dict | None
         box_objects=bobj,
         masks=tuple(sorted(((int(o), int(f), m) for (o, f), m in masks.items()), key=lambda t: t[:2])),
         choices=tuple(sorted((int(o), int(f), int(k)) for (o, f), k in (choices or {}).items())),
+        lineage=lineage,
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from napari.layers import Tracks
 
 from ..export import tracks_layer_data
+from ..tables import tracks_graph
 
 
 def tracks_name(image_name: str) -> str:
@@ -39,7 +40,7 @@ def lineage_graph(links: Mapping[int, int], tracks: Sequence[int]) -> dict[int, 
     """napari's ``graph`` (``{daughter: [mother]}``) from ``{daughter:
     mother}`` links, for the tracks shown (a link to a track not shown is left out)."""
     shown = {int(t) for t in tracks}
-    return {int(d): [int(m)] for d, m in links.items() if m and int(d) in shown and int(m) in shown}
+    return tracks_graph({d: m for d, m in links.items() if int(d) in shown and int(m) in shown})
 
 
 def show_tracks(viewer, image, rows: np.ndarray, graph: Mapping[int, list[int]] | None = None) -> Tracks:

@@ -1,9 +1,11 @@
 """The stack engine: torch + numpy, no napari, no Qt."""
 
 from .candidates import MaskCandidate
+from .divisions import DivisionOptions
 from .features import CacheBudget, FeatureCache
 from .frame_states import FRAME_CURRENT, FRAME_NOT_REACHED, FRAME_OUT_OF_DATE
 from .frames import FrameSource
+from .lineage import Lineage, LineageRecord, LineageState
 from .memory import FrameMemory, MemoryBank
 from .persist import SessionFileError
 from .prompted_state import PromptedState
@@ -11,6 +13,7 @@ from .session import FrameResult, SessionOptions, StackSession
 
 __all__ = [
     "CacheBudget",
+    "DivisionOptions",
     "FRAME_CURRENT",
     "FRAME_NOT_REACHED",
     "FRAME_OUT_OF_DATE",
@@ -18,6 +21,9 @@ __all__ = [
     "FrameMemory",
     "FrameResult",
     "FrameSource",
+    "Lineage",
+    "LineageRecord",
+    "LineageState",
     "MaskCandidate",
     "MemoryBank",
     "PromptedState",

@@ -103,6 +103,12 @@ class MemoryBank:
         self._latest[obj_id] = frame
         self._evict()
 
+    def forget_frames(self, obj_id: int, frames) -> None:
+        """Drop ``obj_id``'s tracked entries on ``frames`` (e.g. after its
+        track was limited to fewer frames)."""
+        for frame in frames:
+            self._drop_history(obj_id, int(frame))
+
     def written_by(self, obj_id: int, frame: int, *, reverse: bool) -> None:
         """Record the direction of the pass that wrote ``frame``'s tracked
         entry (nothing for a conditioning frame); an entry replaced later

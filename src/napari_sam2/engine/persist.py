@@ -58,6 +58,7 @@ import torch
 
 from .._io import fsync_folder, write_synced
 from .candidates import CandidateSnapshot, Output
+from .lineage import state_from_json, state_to_json
 from .memory import FrameMemory
 from .prompt_records import FrameRecord, ObjectRecord, apply_objects, objects_to_json, parse_objects
 from .prompted_state import PromptedState
@@ -153,7 +154,7 @@ def _document(session, meta: dict[int, dict], model_source: str | None) -> tuple
         "model": {"source": model_source, "image_size": session.model.image_size,
                   "weights_sha256": weights_digest(session.model)},
         "objects": prompts["objects"],
-        "lineage": [],  # mothers of objects: none are recorded by this format version's sessions
+        "lineage": state_to_json(session.lineage_state()),
         "tracking": tracking,
     }
     doc["states"], states = _states_to_document(session.prompted_states())
@@ -334,6 +335,7 @@ def load_session(cls, path, model, data, **kwargs):
             session.labels[f] = stored_labels[f]
         records = _records_with_masks(doc, arrays[MASKS], (h, w), where)
         apply_objects(session, records)
+        _restore_lineage(session, doc, where)
         tracking = {}
         for key, per_frame in doc.get("tracking", {}).items():
             tracking[int(key)] = {k: _from_runs(v, n) if k in ("fresh", "reached") else np.asarray(v)
@@ -348,6 +350,15 @@ def load_session(cls, path, model, data, **kwargs):
         return session, meta
     finally:
         closer()
+
+
+def _restore_lineage(session, doc: dict, where: str) -> None:
+    """The mothers and track limits of ``doc`` into ``session`` (files
+    written before lineages were kept have none)."""
+    try:
+        session.restore_lineage(state_from_json(doc.get("lineage"), where=f"session {where!r}"))
+    except (KeyError, ValueError) as exc:
+        raise SessionFileError(f"session {where!r}: its lineage cannot be restored: {exc}") from None
 
 
 def _records_with_masks(doc, masks, size, where) -> list[ObjectRecord]:

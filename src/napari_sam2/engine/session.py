@@ -26,6 +26,7 @@ from .frames import FrameSource
 from .holes import fill_small_holes
 from .intensity import RangeKeys
 from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
+from .lineage import Lineage, LineageRecord, LineageState, label_presence, lineage_records
 from .memory import FrameMemory, MemoryBank
 from .passes import BACKWARD, FORWARD, UNTRACKED, Pass, outdated, plan
 from .prompt_records import FrameRecord, ObjectRecord
@@ -194,6 +195,8 @@ class StackSession:
         self._running = False
         # per object id, what a session file kept with it (name, colour)
         self.objects_meta: dict[int, dict] = {}
+        # mothers of objects and the frame limits of their tracks (lineage.py)
+        self.lineage = Lineage()
         self._stop_lock = threading.Lock()
         self._stops = 0  # calls of stop(): a run created before the latest one ends
         self._encode = model.encode_image
@@ -284,7 +287,10 @@ class StackSession:
             self._mark_stale(obj_id, frame)
 
     def remove_object(self, obj_id: int, *, clear_labels: bool = True) -> None:
-        """Forget ``obj_id``; by default its pixels are cleared in every frame."""
+        """Forget ``obj_id``; by default its pixels are cleared in every frame
+        and it leaves the lineage (its daughters get its mother). With
+        ``clear_labels=False`` it stops being tracked; its pixels and its
+        place in the lineage stay."""
         obj_id = check_object_id(obj_id)
         with self._lock:
             self._not_running()
@@ -295,12 +301,16 @@ class StackSession:
             self._decoded_initial = {key for key in self._decoded_initial if key[0] != obj_id}
             self._redecode = {key: v for key, v in self._redecode.items() if key[0] != obj_id}
             if clear_labels:
-                for f in range(self.num_frames):
-                    frame = self.labels[f]
-                    if np.any(frame == obj_id):
-                        new = np.array(frame, copy=True)
-                        new[new == obj_id] = 0
-                        self.labels[f] = new
+                self.lineage.remove(obj_id)
+                self._clear_pixels(obj_id, range(self.num_frames))
+
+    def _clear_pixels(self, obj_id: int, frames) -> None:
+        for f in frames:
+            frame = self.labels[f]
+            if np.any(frame == obj_id):
+                new = np.array(frame, copy=True)
+                new[new == obj_id] = 0
+                self.labels[f] = new
 
     def mark_stale(self, frames=None) -> None:
         """Mark every object's results on ``frames`` (default: all) out of
@@ -323,11 +333,12 @@ class StackSession:
             self._features.close()
 
     def reset(self) -> None:
-        """Forget all objects, prompts and memories (labels and cached image
-        features are kept)."""
+        """Forget all objects, prompts, memories and the lineage (labels and
+        cached image features are kept)."""
         with self._lock:
             self._not_running()
             self._objects.clear()
+            self.lineage.clear()
             self._bank.clear()
             self._candidates = CandidateStore()
             self._decoded_initial, self._redecode = set(), {}
@@ -461,8 +472,9 @@ class StackSession:
                 for f in p.frames:
                     if self._stops != stops:
                         return
+                    objs = [o for o in p.objects if self.lineage.tracks(o, f)]
                     with self._lock, torch.inference_mode():
-                        result = self._track_frame(f, p.objects, p.reverse)
+                        result = self._track_frame(f, objs, p.reverse)
                     done += 1
                     if progress is not None:
                         progress(done, total)
@@ -475,6 +487,13 @@ class StackSession:
         obj_id = check_object_id(obj_id)
         frame = check_frame(frame, self.num_frames)
         check_id_fits(obj_id, self.labels.dtype)
+        if not self.lineage.tracks(obj_id, frame):
+            first, last = self.lineage.limits(obj_id)
+            raise ValueError(
+                f"object {obj_id}'s track is limited to frames {first if first is not None else 0}.."
+                f"{last if last is not None else self.num_frames - 1} (a division); frame {frame} is outside: "
+                "prompt a daughter there, or lift the limit (limit_track / unlink)"
+            )
         return obj_id, frame
 
     def _not_running(self) -> None:
@@ -592,14 +611,18 @@ class StackSession:
             state.pending.clear()
 
     def _plan(self, direction: str, lo: int, hi: int) -> list[Pass]:
-        return plan(
+        # frames outside an object's track limits are never out of date for it
+        allowed = {o: self.lineage.allowed(o, self.num_frames) for o in self._objects}
+        passes = plan(
             direction,
             lo,
             hi,
             cond=sorted({f for o in self._objects for f in self._bank.cond_frames(o)}),
-            fresh={o: s.fresh for o, s in self._objects.items()},
+            fresh={o: s.fresh | ~allowed[o] for o, s in self._objects.items()},
             prompted=lambda o, f: self._bank.cond_entry(o, f) is not None,
         )
+        trimmed = [p._replace(frames=[f for f in p.frames if any(allowed[o][f] for o in p.objects)]) for p in passes]
+        return [p for p in trimmed if p.frames]
 
     def _track_frame(self, frame: int, objs: list[int], reverse: bool) -> FrameResult:
         feats = self._frame_features(frame)
@@ -660,6 +683,8 @@ class StackSession:
         lows = {}
         kept = []
         for obj_id in self._objects:
+            if not self.lineage.tracks(obj_id, frame):
+                continue
             low = known[obj_id] if obj_id in known else self._bank.logits(obj_id, frame)
             if low is None:
                 kept.append(obj_id)
@@ -675,7 +700,7 @@ class StackSession:
         """The kept outputs on ``frame`` of the objects not in ``objs``."""
         out = []
         for obj_id in self._objects:
-            if obj_id not in objs:
+            if obj_id not in objs and self.lineage.tracks(obj_id, frame):
                 low = self._bank.logits(obj_id, frame)
                 if low is not None:
                     out.append(low)
@@ -857,20 +882,121 @@ class StackSession:
         return compose_candidates(candidates, options)
 
     def track_everything(self, direction: str = "forward", start=None, stop=None, *, options=None,
-                         detect_every: int = 5, progress=None):
+                         detect_every: int = 5, divisions=None, progress=None):
         """Segment everything on the first frame of the pass, track it, and
-        pick up new objects every ``detect_every`` frames; iterate for
+        pick up new objects every ``detect_every`` frames (and, with
+        ``divisions``, a ``DivisionOptions``, find divisions); iterate for
         ``(frame, labels_2d)`` (see :func:`napari_sam2.engine.track_all.track_everything`)."""
         from .track_all import track_everything
 
         return track_everything(self, direction, start, stop, options=options,
-                                detect_every=detect_every, progress=progress)
+                                detect_every=detect_every, divisions=divisions, progress=progress)
 
     def object_frames(self, obj_id: int) -> list[int]:
         """Frames whose labels hold ``obj_id`` (also for objects no longer tracked)."""
         obj_id = check_object_id(obj_id)
         return [f for f in range(self.num_frames) if np.any(np.asarray(self.labels[f]) == obj_id)]
 
+
+    # ================================================================ lineage (lineage.py, divisions.py)
+    def limit_track(self, obj_id: int, *, first: int | None = None, last: int | None = None) -> None:
+        """Track ``obj_id`` only on frames ``first..last`` (None: no limit on
+        that side), e.g. a mother up to the frame before her division and a
+        daughter from it on. Its outputs and pixels outside go; frames the
+        new limits open up are out of date. Its prompts must lie inside."""
+        obj_id = check_object_id(obj_id)
+        n = self.num_frames
+        first, last = (None if v is None else check_frame(v, n) for v in (first, last))
+        with self._lock:
+            self._not_running()
+            state = self._objects.get(obj_id)
+            old, before = self.lineage.limits(obj_id), self.lineage.allowed(obj_id, n)
+            self.lineage.set_limits(obj_id, first, last)
+            after = self.lineage.allowed(obj_id, n)
+            outside = [] if state is None else sorted(f for f in state.prompts if not after[f])
+            if outside:
+                self.lineage.set_limits(obj_id, *old)
+                raise ValueError(f"object {obj_id} has prompts on frame(s) {outside}, outside frames "
+                                 f"{first or 0}..{n - 1 if last is None else last}; clear them first")
+            if state is not None:
+                self._bank.forget_frames(obj_id, np.flatnonzero(~after))
+                state.direction[~after] = UNTRACKED
+                state.fresh[~after | ~before] = False
+            self._clear_pixels(obj_id, np.flatnonzero(~after))
+
+    def lineage_records(self) -> list[LineageRecord]:
+        """One record per object (tracked, in the labels or in the lineage),
+        by id: first and last frame with pixels (-1: none) and mother (0: none)."""
+        with self._lock:
+            presence = label_presence(self.labels)
+            ids = sorted(set(self._objects) | set(presence) | self.lineage.ids())
+            return lineage_records(ids, lambda i: presence.get(i, ()), self.lineage)
+
+    def lineage_state(self) -> LineageState:
+        """The lineage as values (mothers, track limits), for undo steps and files."""
+        return self.lineage.state()
+
+    def restore_lineage(self, state: LineageState) -> None:
+        """Make the lineage ``state`` again (:meth:`lineage_state`): track limits
+        through :meth:`limit_track`, then the mothers (checked)."""
+        state = LineageState(*state)
+        with self._lock:
+            self._not_running()
+            for obj_id in sorted(self.lineage.ids() | set(state.first) | set(state.last)):
+                wanted = (state.first.get(obj_id), state.last.get(obj_id))
+                if self.lineage.limits(obj_id) != wanted:
+                    self.limit_track(obj_id, first=wanted[0], last=wanted[1])
+            known = set(self._objects) | set(label_presence(self.labels)) | set(state.mothers) | set(state.mothers.values())
+            self.lineage.restore(state.mothers, known=known)
+
+    def mark_division(self, obj_id: int, frame: int, daughters, *, ids=None):
+        """``obj_id`` divides on ``frame`` into ``daughters`` (masks or clicks):
+        see :func:`napari_sam2.engine.divisions.mark_division`. Returns a
+        ``DivisionEdit`` (``undo_division`` takes it back)."""
+        from .divisions import mark_division
+
+        return mark_division(self, obj_id, frame, daughters, ids=ids)
+
+    def link(self, daughter: int, mother: int) -> LineageState:
+        """Make ``mother`` the mother of ``daughter`` (she must end before it
+        begins; their tracks are limited so); returns the lineage before."""
+        from .divisions import link_objects
+
+        return link_objects(self, daughter, mother)
+
+    def unlink(self, daughter: int) -> LineageState:
+        """``daughter`` has no mother any more (track limits stay); returns the lineage before."""
+        before = self.lineage_state()
+        self.lineage.unlink(check_object_id(daughter))
+        return before
+
+    def decode_clicks(self, frame: int, clicks):
+        """SAM's mask for each ``(points, labels)`` click set of ``clicks``
+        (``N x 2`` ``(y, x)``, 1 positive / 0 negative; the same N for all) on
+        ``frame``, decoded as first clicks (no memory) from the frame's cached
+        image features. Nothing of the session changes, so it may be called
+        between the frames of a running propagation. Returns ``ClickMasks``."""
+        from .divisions import decode_click_sets
+
+        frame = check_frame(frame, self.num_frames)
+        checked = [check_points(p, l, (self.height, self.width)) for p, l in clicks]
+        if not checked or len({len(p) for p, _ in checked}) != 1:
+            raise ValueError("clicks must be one or more (points, labels) sets with the same number of points each")
+        coords = np.array([self._scaler.points(p) for p, _ in checked], dtype=np.float32)  # (B, N, 2) as (x, y)
+        labels = np.stack([lab for _, lab in checked])
+        with self._lock, torch.inference_mode():
+            feats = self._frame_features(frame)
+            with autocast_for(self.device, self.options.autocast):
+                return decode_click_sets(self.model, feats, coords, labels, (self.height, self.width))
+
+    def propagate_divisions(self, start=None, stop=None, *, options=None, progress=None):
+        """Propagate forward and find divisions as it goes (see
+        :mod:`napari_sam2.engine.divisions`); iterate for ``(frame, labels_2d)``,
+        each frame of ``start..stop`` once, also those already current (they
+        are read for divisions)."""
+        from .track_all import propagate_divisions
+
+        return propagate_divisions(self, start, stop, options=options, progress=progress)
 
     # ================================================================ session files
     def prompt_records(self) -> list[ObjectRecord]:

@@ -10,6 +10,13 @@ frames. Objects absent (an empty mask: SAM 2's object score said absent, or
 nothing of the mask is left) for ``options.lost_after`` frames in a row
 stop being tracked; their labels stay, and ``session.object_frames(id)``
 lists the frames that hold them.
+
+With ``divisions`` (a :class:`~.divisions.DivisionOptions`), a forward pass
+also finds divisions (:class:`~.divisions.DivisionWatcher`): the mother's
+track ends, two daughters start, their mother is recorded in
+``session.lineage``. :func:`propagate_divisions` does the same after
+clicks, without segmenting. A division is dated a few frames back, so those
+frames are yielded only once no division can change them any more.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 
 from .automatic import AutomaticOptions
+from .divisions import DivisionOptions, DivisionWatcher, mark_division
 from .prompts import check_frame
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +43,7 @@ def track_everything(
     *,
     options: AutomaticOptions | None = None,
     detect_every: int = 5,
+    divisions: DivisionOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Track every object through ``start .. stop`` (inclusive, default the
@@ -47,6 +56,7 @@ def track_everything(
     each automatic object covered by tracked objects (or other labels) on
     less than ``options.new_object_overlap`` of its pixels becomes a new
     object with the next free id, prompted with its mask on that frame.
+    ``divisions``: find divisions too (forward passes only; None: don't).
     ``progress(done, total)`` is called after each frame. Closing the
     generator cancels between frames, as for ``propagate``.
     """
@@ -60,12 +70,45 @@ def track_everything(
         )
     if isinstance(detect_every, bool) or not isinstance(detect_every, (int, np.integer)) or detect_every < 1:
         raise ValueError(f"detect_every must be an integer >= 1 (frames), got {detect_every!r}")
+    watcher = _watcher(session, divisions, direction)
+    lo, hi = _span(session, start, stop)
+    frames = list(range(lo, hi + 1)) if direction == "forward" else list(range(hi, lo - 1, -1))
+    detect_at = set(range(0, len(frames), int(detect_every))) | {len(frames) - 1}
+    return _run(session, direction, frames, _Tracker(session, options), detect_at, watcher, progress)
+
+
+def propagate_divisions(
+    session: "StackSession",
+    start: int | None = None,
+    stop: int | None = None,
+    *,
+    options: DivisionOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Propagate the session's objects forward through ``start .. stop`` and
+    find divisions as it goes (e.g. after one click per cell on the first
+    frame); iterate for ``(frame, labels_2d)``, each frame once. Frames
+    already current are read for divisions, not computed again."""
+    watcher = _watcher(session, DivisionOptions() if options is None else options, "forward")
+    lo, hi = _span(session, start, stop)
+    return _run(session, "forward", list(range(lo, hi + 1)), None, set(), watcher, progress)
+
+
+def _watcher(session, divisions, direction) -> DivisionWatcher | None:
+    if divisions is None:
+        return None
+    if direction != "forward":
+        raise ValueError("divisions are found going forward in time: use direction='forward' (or divisions=None)")
+    return DivisionWatcher(session, divisions)
+
+
+def _span(session, start, stop) -> tuple[int, int]:
     n = session.num_frames
     lo = 0 if start is None else check_frame(start, n)
     hi = n - 1 if stop is None else check_frame(stop, n)
     if lo > hi:
         raise ValueError(f"start ({lo}) must not be after stop ({hi})")
-    return _run(session, direction, lo, hi, options, int(detect_every), progress)
+    return lo, hi
 
 
 class _Tracker:
@@ -77,8 +120,15 @@ class _Tracker:
         used = max(session.object_ids, default=0)
         for f in range(session.num_frames):
             used = max(used, int(np.max(session.labels[f])))
-        self.next_id = used + 1
+        self.next_id = max(used, max(session.lineage.ids(), default=0)) + 1
         self.absent: dict[int, int] = {}
+
+    def take_ids(self, k: int) -> list[int]:
+        ids = list(range(self.next_id, self.next_id + k))
+        self.next_id += k
+        for obj_id in ids:
+            self.absent[obj_id] = 0
+        return ids
 
     def detect(self, frame: int) -> list[int]:
         """Segment ``frame``; add every object not covered yet. New ids."""
@@ -92,10 +142,8 @@ class _Tracker:
             if overlap < self.options.new_object_overlap:
                 full = np.zeros(result.labels.shape, dtype=bool)
                 full[y0:y1, x0:x1] = mask
-                obj_id = self.next_id
-                self.next_id += 1
+                (obj_id,) = self.take_ids(1)
                 self.session.add_mask(obj_id, frame, full)
-                self.absent[obj_id] = 0
                 found.append(obj_id)
         return found
 
@@ -112,59 +160,98 @@ class _Tracker:
         return lost
 
 
-def _run(session, direction, lo, hi, options, every, progress) -> Iterator[tuple[int, np.ndarray]]:
-    frames = list(range(lo, hi + 1)) if direction == "forward" else list(range(hi, lo - 1, -1))
-    detect_at = sorted(set(range(0, len(frames), every)) | {len(frames) - 1})
-    tracker = _Tracker(session, options)
-    total, done = len(frames), 0
+class _Output:
+    """Yields the frames of a pass in order, each once, when they are final."""
 
-    def emit(frame: int, labels: np.ndarray):
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-        return frame, labels
+    def __init__(self, session, frames: list[int], progress) -> None:
+        self.session, self.frames, self.progress = session, frames, progress
+        self.done = 0
 
-    tracker.detect(frames[0])
-    begin = 0  # index of the first frame the next chunk writes
-    for k in detect_at[1:] + [None]:
-        end = len(frames) - 1 if k is None else k  # index of the chunk's last frame
-        if begin > end:
-            break
-        held = None
-        for frame, labels in _chunk(session, direction, frames[begin], frames[end], tracker):
-            if frame == frames[end] and k is not None:
-                held = (frame, labels)  # written again if new objects are found on it
-            else:
-                yield emit(frame, labels)
-        tracker.drop_lost()
-        if k is None:
-            break
-        if tracker.detect(frames[end]):
-            begin = end  # the next chunk rewrites the detection frame with the new objects
-            if end == len(frames) - 1:
-                for frame, labels in _chunk(session, direction, frames[end], frames[end], tracker):
-                    yield emit(frame, labels)
+    def until(self, index: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Frames of the pass before position ``index`` not yet yielded."""
+        while self.done < min(index, len(self.frames)):
+            frame = self.frames[self.done]
+            self.done += 1
+            if self.progress is not None:
+                self.progress(self.done, len(self.frames))
+            yield frame, np.array(self.session.labels[frame], copy=True)
+
+
+def _run(session, direction, frames, tracker, detect_at, watcher, progress) -> Iterator[tuple[int, np.ndarray]]:
+    """One pass over ``frames``: propagate chunk by chunk up to each detection
+    frame (segmented after it is tracked, the first one before); a new
+    object found or a division goes back to its frame and tracks again."""
+    out = _Output(session, frames, progress)
+    lag = 0 if watcher is None else watcher.lag
+    pending = sorted(detect_at - {0})
+    if tracker is not None:
+        tracker.detect(frames[0])
+    pos = 0  # the next frame of the pass (an index) to track
+    while pos < len(frames):
+        end = next((k for k in pending if k >= pos), len(frames) - 1)
+        event, index = None, pos
+        for frame, labels in _chunk(session, direction, frames[pos], frames[end], tracker):
+            index = abs(frame - frames[0])
+            if watcher is not None:
+                event = watcher.observe(frame, labels)
+            if event is not None:
                 break
-        else:
-            if held is not None:
-                yield emit(*held)
-            begin = end + 1
-            if end == len(frames) - 1:
-                break
+            # final once no division can be dated to it; the chunk's last frame waits for its detection
+            yield from out.until(min(index - lag + 1, end))
+        if tracker is not None:
+            tracker.drop_lost()
+        if event is not None:
+            if _divide(session, event, tracker):
+                pos = abs(event.frame - frames[0])
+                watcher.rewind(event.frame)
+                continue
+            if index < end:
+                pos = index + 1  # the division could not be made: carry on after the frame that found it
+                continue
+        if end in pending:
+            pending.remove(end)
+            if tracker.detect(frames[end]):
+                pos = end  # the next chunk tracks the detection frame again, with the new objects
+                if watcher is not None:
+                    watcher.rewind(frames[end])
+                continue
+        pos = end + 1
+        yield from out.until(pos - lag)
+    yield from out.until(len(frames))
+
+
+def _divide(session, event, tracker) -> bool:
+    """Make the division ``event``; False (and nothing changed) when the
+    session refuses it (e.g. the mother has prompts after the division)."""
+    ids = None if tracker is None else tracker.take_ids(len(event.masks))
+    try:
+        mark_division(session, event.mother, event.frame, event.masks, ids=ids)
+    except (KeyError, ValueError):
+        return False
+    return True
 
 
 def _chunk(session, direction, first, last, tracker) -> Iterator[tuple[int, np.ndarray]]:
-    """Propagate the tracked objects from ``first`` to ``last`` (pass order)."""
+    """Propagate the tracked objects from ``first`` to ``last`` (pass order);
+    every frame of the chunk is yielded, those the propagation did not
+    compute (already current) with their labels as they are."""
+    step = 1 if last >= first else -1
+    expected = first
     lo, hi = min(first, last), max(first, last)
-    if not session.object_ids:
-        for f in range(first, last + (1 if last >= first else -1), 1 if last >= first else -1):
-            yield f, np.array(session.labels[f], copy=True)
-        return
-    results = session.propagate_results(direction, start=lo, stop=hi)
-    try:
-        for result in results:
-            tracker.seen(result.object_ids, result.labels)
-            yield result.frame, result.labels
-    finally:
-        results.close()
+    trackable = any(session.prompted_frames(o) for o in session.object_ids)
+    if trackable:
+        results = session.propagate_results(direction, start=lo, stop=hi)
+        try:
+            for result in results:
+                while (result.frame - expected) * step > 0:
+                    yield expected, np.array(session.labels[expected], copy=True)
+                    expected += step
+                if tracker is not None:
+                    tracker.seen(result.object_ids, result.labels)
+                yield result.frame, result.labels
+                expected = result.frame + step
+        finally:
+            results.close()
+    while expected != last + step:
+        yield expected, np.array(session.labels[expected], copy=True)
+        expected += step

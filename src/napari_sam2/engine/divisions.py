@@ -1,0 +1,491 @@
+"""Divisions: a tracked cell that becomes two.
+
+SAM 2 knows nothing of divisions: after one, the mother's mask covers both
+daughters, or follows one of them. Both show in SAM 2's own outputs, and
+:class:`DivisionWatcher` reads them frame by frame while a pass runs
+forward in time:
+
+* **split**: the object's mask holds two cells. The mask is split into
+  two halves (its two largest components, or the halves on either side of
+  its long axis) and SAM decodes each half's deepest point as a click with
+  the other's as a negative click, without memory. Two cells give two
+  masks that overlap little and each cover a good share of the mask; one
+  cell gives the same mask twice (the negative click does not cut a cell).
+  A division is a mask that was one cell for ``min_mother_frames`` frames
+  and then two cells for ``persist`` frames in a row: it happened on the
+  first of those.
+* **halving**: the object's area drops to about half from one frame to
+  the next (it follows one daughter) and SAM, clicked in the part it left
+  (negative click on the part it kept), finds a cell of similar size
+  beside it that no object covers; the area stays halved for ``persist``
+  frames.
+
+A division found on frame ``t`` is applied with :func:`mark_division`:
+the mother's track ends on ``t - 1``, two new objects (the daughters) are
+prompted with their masks on ``t``, their mother recorded; the pass then
+goes on from ``t``. The thresholds live in :class:`DivisionOptions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ..model import PointPrompts
+from .labels import upsample_logits
+from .lineage import LineageState, label_presence
+from .prompts import check_frame, check_object_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import StackSession
+
+__all__ = ["DivisionOptions", "Division", "DivisionEdit", "DivisionWatcher", "ClickMasks", "mark_division",
+           "undo_division", "link_objects"]
+
+
+@dataclass(frozen=True)
+class DivisionOptions:
+    """When a tracked object counts as divided (pixels and frames).
+
+    ``persist``: frames in a row (the division frame included) the two
+    daughters must be seen before a division counts (2). ``max_delay``: a
+    division must be confirmed within this many frames from the one it is
+    dated to (3; the frames a pass yields lag that many minus one behind
+    the one it tracks). ``min_mother_frames``:
+    frames the mother must have been one cell before it (2; a mask that
+    holds two cells from its first frame is two touching cells, not a
+    division). ``min_daughter_area``: pixels of the smaller daughter (30).
+    ``daughter_share``: the share of the mother's mask each daughter covers
+    in a split (0.25 to 0.75: roughly halves). ``max_overlap``: IoU of the
+    two daughters' masks as SAM decodes them, above which they are one
+    cell (0.3). ``min_inside``: share of each daughter's decoded mask that
+    lies inside the mother's mask in a split (0.5). ``min_elongation``: a
+    one-component mask is tested for a split only when its long axis is
+    this many times its short one (1.25; round cells are not tested).
+    ``max_neck``: the boundary between the two cells of a split, relative
+    to the smaller one's diameter, above which the mask is one elongated
+    cell cut across, or two cells side by side, not two cells at a waist
+    (1.0). ``min_growth``: a split whose first frame has a longer boundary
+    still counts when the mask grew by this factor from the frame before
+    (1.08: two daughters spread over more than their rounded mother).
+    ``area_drop``: the area ratio to the frame before that counts as
+    halving (0.35 to 0.75). ``sister_area``: the sister's area relative to
+    the kept half (0.4 to 2.5). ``max_distance``: pixels between the kept
+    half and the sister (4).
+    """
+
+    persist: int = 2
+    max_delay: int = 3
+    min_mother_frames: int = 2
+    min_daughter_area: int = 30
+    daughter_share: tuple[float, float] = (0.25, 0.75)
+    max_overlap: float = 0.3
+    min_inside: float = 0.5
+    min_elongation: float = 1.25
+    max_neck: float = 1.0
+    min_growth: float = 1.08
+    area_drop: tuple[float, float] = (0.35, 0.75)
+    sister_area: tuple[float, float] = (0.4, 2.5)
+    max_distance: float = 4.0
+
+    def __post_init__(self) -> None:
+        for name in ("persist", "max_delay", "min_mother_frames", "min_daughter_area"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.max_delay < self.persist:
+            raise ValueError(f"max_delay ({self.max_delay}) must be at least persist ({self.persist})")
+        for name, top in (("daughter_share", 1.0), ("area_drop", 1.0), ("sister_area", None)):
+            lo, hi = _pair(getattr(self, name), name)
+            if not 0 <= lo <= hi or (top is not None and hi > top):
+                bound = f"0 <= low <= high <= {top}" if top is not None else "0 <= low <= high"
+                raise ValueError(f"{name} must be (low, high) with {bound}, got {getattr(self, name)!r}")
+        for name in ("max_overlap", "min_inside"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
+        if not isinstance(self.min_elongation, (int, float)) or self.min_elongation < 1:
+            raise ValueError(f"min_elongation must be a number >= 1, got {self.min_elongation!r}")
+        for name in ("max_distance", "max_neck", "min_growth"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
+
+def _pair(value, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
+    return lo, hi
+
+
+class ClickMasks(NamedTuple):
+    """SAM's decode of ``B`` click sets: ``logits`` ``B x Y x X`` float32 (mask
+    where > 0) and ``object_scores`` ``B`` (the object is there where > 0)."""
+
+    logits: np.ndarray
+    object_scores: np.ndarray
+
+
+def decode_click_sets(model, features, coords: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> ClickMasks:
+    """Decode ``B`` click sets (``coords`` ``B x N x 2`` model ``(x, y)``,
+    ``labels`` ``B x N``) on one frame's ``features`` as first clicks (no
+    memory), one mask each."""
+    b = len(coords)
+    device = model.device
+    pix = model.condition(features.embedding, None)  # the no-memory embedding, as for a first click
+    high = tuple(h.expand(b, -1, -1, -1) for h in features.high_res)
+    points = PointPrompts(torch.as_tensor(coords, dtype=torch.float32, device=device),
+                          torch.as_tensor(labels, dtype=torch.int32, device=device))
+    head = model.run_heads(pix.expand(b, -1, -1, -1), high, points=points, multimask=False)
+    logits = upsample_logits(head.low_res.float(), size)  # (B, Y, X)
+    return ClickMasks(logits.cpu().numpy(), head.object_score_logits[:, 0].float().cpu().numpy())
+
+
+# ------------------------------------------------------------------ editing
+class DivisionEdit(NamedTuple):
+    """What :func:`mark_division` did: the mother, the division frame, the
+    daughters' ids, and the lineage before (:func:`undo_division` takes it back)."""
+
+    mother: int
+    frame: int
+    daughters: tuple[int, ...]
+    before: LineageState
+
+
+def mark_division(session: "StackSession", mother: int, frame: int, daughters: Sequence, *,
+                  ids: Sequence[int] | None = None) -> DivisionEdit:
+    """``mother`` divides on ``frame``: her track ends on ``frame - 1`` (her
+    pixels from ``frame`` on are cleared) and each of ``daughters`` (two or
+    more; a ``Y x X`` mask, or ``N x 2`` ``(y, x)`` positive clicks) becomes a
+    new object prompted on ``frame``, with ``mother`` as its mother, tracked
+    from ``frame`` on. ``ids``: the daughters' ids (default: the next free
+    ones). The frame's labels are written; later frames are out of date
+    until the next propagation. On an error nothing is changed."""
+    mother = check_object_id(mother)
+    frame = check_frame(frame, session.num_frames)
+    if frame == 0:
+        raise ValueError("a division needs a frame before it for the mother: frame must be >= 1")
+    daughters = list(daughters)
+    if len(daughters) < 2:
+        raise ValueError(f"a division gives two (or more) daughters, got {len(daughters)}")
+    presence = label_presence(session.labels)
+    known = set(session.object_ids) | set(presence) | session.lineage.ids()
+    if mother not in known:
+        raise KeyError(f"mother {mother} is not an object of the session; known objects: {sorted(known)}")
+    if ids is None:
+        top = max(known, default=0)
+        ids = list(range(top + 1, top + 1 + len(daughters)))
+    ids = [check_object_id(i) for i in ids]
+    if len(ids) != len(daughters) or len(set(ids)) != len(ids) or set(ids) & known:
+        raise ValueError(f"ids must be {len(daughters)} new, distinct object ids, got {list(ids)} "
+                         f"(known objects: {sorted(known)})")
+    prompts = [_daughter_prompt(d, (session.height, session.width), k) for k, d in enumerate(daughters)]
+    before = session.lineage_state()
+    added: list[int] = []
+    try:
+        session.limit_track(mother, last=frame - 1)
+        for obj_id, (kind, value) in zip(ids, prompts):
+            added.append(obj_id)
+            if kind == "mask":
+                session.add_mask(obj_id, frame, value)
+            else:
+                session.add_points(obj_id, frame, value, np.ones(len(value), dtype=np.int64))
+            session.limit_track(obj_id, first=frame)
+            session.lineage.link(obj_id, mother, known=known | set(added))
+        session.segment_frame(frame)
+    except BaseException:
+        for obj_id in added:
+            if obj_id in session.object_ids:
+                session.remove_object(obj_id, clear_labels=True)
+        session.restore_lineage(before)
+        raise
+    return DivisionEdit(mother, frame, tuple(ids), before)
+
+
+def undo_division(session: "StackSession", edit: DivisionEdit) -> None:
+    """Take back :func:`mark_division`: the daughters go (with their pixels)
+    and the mother's track is no longer limited; her frames from the
+    division on are out of date until the next propagation."""
+    for obj_id in edit.daughters:
+        if obj_id in session.object_ids:
+            session.remove_object(obj_id, clear_labels=True)
+    session.restore_lineage(edit.before)
+
+
+def link_objects(session: "StackSession", daughter: int, mother: int) -> LineageState:
+    """Make ``mother`` the mother of ``daughter``: the mother's last frame
+    (pixels or prompts) must come before the daughter's first; the mother's
+    track is limited to end there and the daughter's to begin there, so
+    that propagating again keeps it so. Returns the lineage before."""
+    daughter, mother = check_object_id(daughter), check_object_id(mother)
+    presence = label_presence(session.labels)
+    known = set(session.object_ids) | set(presence) | session.lineage.ids()
+    before = session.lineage_state()
+    session.lineage.link(daughter, mother, known=known)  # checks ids and cycles first
+    session.lineage.restore(before.mothers, known=known)
+
+    def frames(obj_id: int) -> list[int]:
+        prompted = session.prompted_frames(obj_id) if obj_id in session.object_ids else []
+        return sorted(set(presence.get(obj_id, [])) | set(prompted))
+
+    d_frames, m_frames = frames(daughter), frames(mother)
+    if d_frames and m_frames and m_frames[-1] >= d_frames[0]:
+        raise ValueError(
+            f"mother {mother} is on frames up to {m_frames[-1]} but daughter {daughter} begins on frame "
+            f"{d_frames[0]}: a mother must end before her daughters begin (mark_division ends her track)")
+    try:
+        if d_frames:
+            session.limit_track(daughter, first=d_frames[0])
+            if m_frames or mother in session.object_ids:
+                first, _ = session.lineage.limits(mother)
+                session.limit_track(mother, first=first, last=d_frames[0] - 1)
+        session.lineage.link(daughter, mother, known=known)
+    except BaseException:
+        session.restore_lineage(before)
+        raise
+    return before
+
+
+def _daughter_prompt(value, size: tuple[int, int], k: int):
+    arr = np.asarray(value)
+    if arr.shape == tuple(size) and arr.ndim == 2 and size != (1, 2):
+        return "mask", arr
+    if arr.ndim == 1 and arr.shape == (2,):
+        arr = arr[None]
+    if arr.ndim == 2 and arr.shape[1] == 2 and len(arr):
+        return "points", arr.astype(np.float64)
+    raise ValueError(f"daughter {k}: give a {size[0]} x {size[1]} mask or N x 2 (y, x) clicks, "
+                     f"got an array of shape {arr.shape}")
+
+
+# ------------------------------------------------------------------ detection
+class Division(NamedTuple):
+    """A division found: ``mother`` divides on ``frame`` into ``masks`` (``Y x X`` bool each)."""
+
+    mother: int
+    frame: int
+    masks: tuple[np.ndarray, ...]
+    rule: str  # "split" or "halving"
+
+
+class _Seen(NamedTuple):
+    area: int
+    kind: str  # "one", "two" (a split: two cells) or "sister" (a cell found beside a halved mask)
+    masks: tuple | None = None  # the two cells (kept for the last frames only)
+
+
+class DivisionWatcher:
+    """Reads each frame of a forward pass (in order, again from a frame it
+    is rewound to) and reports divisions (see the module docstring)."""
+
+    def __init__(self, session: "StackSession", options: DivisionOptions | None = None) -> None:
+        options = DivisionOptions() if options is None else options
+        if not isinstance(options, DivisionOptions):
+            raise TypeError(f"divisions must be a DivisionOptions (or None), got {type(options).__name__}")
+        self.session = session
+        self.options = options
+        self._seen: dict[int, dict[int, _Seen]] = {}  # object -> frame -> what was seen
+        self.found: list[Division] = []  # every division reported, in order
+        self._reported: set[tuple[int, int]] = set()
+
+    @property
+    def lag(self) -> int:
+        """Frames back from the latest one read that a division may still be dated to."""
+        return self.options.max_delay - 1
+
+    def rewind(self, frame: int) -> None:
+        """Forget what was read on ``frame`` and after (they are computed again)."""
+        for seen in self._seen.values():
+            for f in [f for f in seen if f >= frame]:
+                del seen[f]
+
+    def observe(self, frame: int, labels: np.ndarray) -> Division | None:
+        """Read ``frame``'s labels (``Y x X``); returns a division confirmed by
+        this frame (the earliest-dated one when several are), or None."""
+        session, opt = self.session, self.options
+        labels = np.asarray(labels)
+        ids = [o for o in session.object_ids if session.lineage.tracks(o, frame)]
+        previous = np.asarray(session.labels[frame - 1]) if frame > 0 else None
+        tests, probes = [], []
+        for obj_id in ids:
+            mask = labels == obj_id
+            area = int(mask.sum())
+            seen = self._seen.setdefault(obj_id, {})
+            seen[frame] = _Seen(area, "one")
+            old = seen.get(frame - opt.max_delay - 1)
+            if old is not None and old.masks is not None:
+                seen[frame - opt.max_delay - 1] = old._replace(masks=None)
+            if area < 2 * opt.min_daughter_area:
+                continue
+            last = seen.get(frame - 1)
+            if last is not None and last.area and opt.area_drop[0] <= area / last.area <= opt.area_drop[1]:
+                click = _halving_clicks(mask, previous == obj_id, labels, opt)
+                if click is not None:
+                    tests.append(("halving", obj_id, mask))
+                    probes.append(click)
+                    continue
+            clicks = _split_clicks(mask, opt)
+            if clicks is not None:
+                tests.append(("split", obj_id, mask))
+                probes += clicks
+        if probes:
+            decoded = session.decode_clicks(frame, probes)
+            k = 0
+            for rule, obj_id, mask in tests:
+                if rule == "halving":
+                    sister = _sister(mask, labels, decoded.logits[k], decoded.object_scores[k], opt)
+                    if sister is not None:
+                        self._seen[obj_id][frame] = _Seen(int(mask.sum()), "sister", (mask, sister))
+                    k += 1
+                else:
+                    two = _two_cells(mask, decoded.logits[k : k + 2], decoded.object_scores[k : k + 2], opt)
+                    if two is not None:
+                        # at a waist: two cells; cut along a long side: two cells or one elongated cell
+                        kind = "two" if neck_ratio(*two) <= opt.max_neck else "pair"
+                        self._seen[obj_id][frame] = _Seen(int(mask.sum()), kind, two)
+                    k += 2
+        events = [e for e in (self._confirmed(o, frame) for o in ids)
+                  if e is not None and (e.mother, e.frame) not in self._reported]
+        if not events:
+            return None
+        event = min(events, key=lambda e: (e.frame, e.mother))
+        self._reported.add((event.mother, event.frame))
+        self.found.append(event)
+        return event
+
+    def _confirmed(self, obj_id: int, frame: int) -> Division | None:
+        """A division of ``obj_id`` dated to the first frame after the last
+        one that showed it as one cell, if the frames since confirm it."""
+        opt = self.options
+        seen = self._seen[obj_id]
+        ones = [f for f, s in seen.items() if f < frame and s.kind == "one" and s.area]
+        if seen[frame].kind == "one" or len(ones) < opt.min_mother_frames:
+            return None
+        start = max(ones) + 1
+        if not opt.persist <= frame - start + 1 <= opt.max_delay:
+            return None
+        run = [seen.get(f) for f in range(start, frame + 1)]
+        if any(s is None for s in run):
+            return None
+        mother = seen[start - 1]
+        if all(s.kind in ("two", "pair") for s in run):
+            # two cells at a waist on some frame, or the mask grew as it split
+            if any(s.kind == "two" for s in run) or run[0].area >= opt.min_growth * mother.area:
+                return Division(obj_id, start, run[0].masks, "split")
+        if run[0].kind == "sister" and all(s.area <= opt.area_drop[1] * mother.area for s in run):
+            return Division(obj_id, start, run[0].masks, "halving")  # it stays halved
+        return None
+
+
+def _deepest(mask: np.ndarray) -> tuple[float, float]:
+    d = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(d)), mask.shape)
+    return float(y), float(x)
+
+
+def _split_clicks(mask: np.ndarray, opt: DivisionOptions):
+    """Two click sets (a deepest point of each half, the other as a negative
+    click), or None for a mask that looks like one round cell."""
+    comps, n = ndimage.label(mask)
+    if n >= 2:
+        areas = np.bincount(comps.ravel())[1:]
+        order = np.argsort(areas)[::-1]
+        if areas[order[1]] >= opt.min_daughter_area:
+            halves = [comps == order[0] + 1, comps == order[1] + 1]
+            return _pair_clicks(halves)
+    ys, xs = np.nonzero(mask)
+    coords = np.stack([ys, xs], axis=1).astype(np.float64)  # (P, 2)
+    centre = coords.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov(coords.T))
+    if values[0] <= 0 or np.sqrt(values[-1] / values[0]) < opt.min_elongation:
+        return None
+    side = (coords - centre) @ vectors[:, -1] > 0  # which side of the short axis
+    halves = []
+    for s in (True, False):
+        half = np.zeros_like(mask)
+        half[ys[side == s], xs[side == s]] = True
+        halves.append(half & mask)
+    return _pair_clicks(halves)
+
+
+def _pair_clicks(halves):
+    a, b = _deepest(halves[0]), _deepest(halves[1])
+    return [([a, b], [1, 0]), ([b, a], [1, 0])]
+
+
+def _two_cells(mask, logits, scores, opt: DivisionOptions):
+    """The mask's two cells from the two decodes, or None when it is one."""
+    if (scores <= 0).any():
+        return None
+    a, b = logits[0] > 0, logits[1] > 0
+    union = (a | b).sum()
+    if not union or (a & b).sum() / union > opt.max_overlap:
+        return None
+    area = mask.sum()
+    for m in (a, b):
+        inside = (m & mask).sum()
+        if not m.any() or inside / m.sum() < opt.min_inside:
+            return None
+        if not opt.daughter_share[0] <= inside / area <= opt.daughter_share[1]:
+            return None
+    first = mask & (logits[0] >= logits[1])  # the mother's pixels, to the daughter whose logit is higher
+    second = mask & ~first
+    small = min(first.sum(), second.sum())
+    if small < opt.min_daughter_area:
+        return None
+    return first, second
+
+
+def neck_ratio(first: np.ndarray, second: np.ndarray) -> float:
+    """Length of the boundary between two touching masks relative to the
+    diameter of the smaller one's area-equivalent disc (0 when apart): about
+    0.4 at the waist of two overlapping discs, near 1 across an ellipse."""
+    grown = ndimage.binary_dilation(second, structure=np.ones((3, 3), dtype=bool))
+    contact = (first & grown).sum()
+    diameter = 2 * np.sqrt(min(first.sum(), second.sum()) / np.pi)
+    return float(contact / diameter) if diameter else 0.0
+
+
+def _halving_clicks(mask, previous, labels, opt: DivisionOptions):
+    """A click where the halved mask was the frame before and is no longer
+    (nothing else there now), the kept half as a negative click; None when
+    that part is too small to hold a cell."""
+    if previous is None:
+        return None
+    left = previous & ~mask & (labels == 0)
+    if left.sum() < opt.min_daughter_area:
+        return None
+    d = ndimage.distance_transform_edt(np.pad(left, 1))[1:-1, 1:-1]
+    if d.max() < 2:
+        return None  # a thin rim: the mask moved, it did not halve
+    y, x = np.unravel_index(int(np.argmax(d)), left.shape)
+    return ([(float(y), float(x)), _deepest(mask)], [1, 0])
+
+
+def _sister(mask, labels, logits, score, opt: DivisionOptions):
+    """The cell SAM finds beside a halved mask, or None."""
+    if score <= 0:
+        return None
+    found = logits > 0
+    if not found.any() or (found & mask).sum() / found.sum() > opt.max_overlap:
+        return None
+    sister = found & (labels == 0)
+    if sister.sum() < opt.min_daughter_area or sister.sum() < opt.min_inside * found.sum():
+        return None
+    if not opt.sister_area[0] <= sister.sum() / mask.sum() <= opt.sister_area[1]:
+        return None
+    reach = int(np.ceil(opt.max_distance)) + 1
+    if not (ndimage.binary_dilation(mask, iterations=reach) & sister).any():
+        return None
+    comps, n = ndimage.label(sister)
+    if n > 1:  # the part that touches the kept half
+        near = ndimage.binary_dilation(mask, iterations=reach)
+        keep = np.unique(comps[near & sister])
+        sister = np.isin(comps, keep[keep > 0])
+    return sister

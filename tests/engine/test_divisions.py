@@ -1,0 +1,145 @@
+"""Divisions found from SAM's own outputs (the shipped demo model) on a
+drawn scene: a round cell that becomes two cells side by side which move
+apart, next to a cell that does not divide."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_sam2 import AutomaticOptions, DivisionOptions, StackSession, load_model
+from napari_sam2.engine.divisions import DivisionWatcher
+
+SIZE, SPLIT, FRAMES = 160, 4, 8
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_model("demo", device="cpu")
+
+
+def _scene(split: int = SPLIT, n: int = FRAMES, seed: int = 0):
+    """``n`` frames and their true labels: a disc (label 1) that divides on
+    frame ``split`` into two smaller discs (labels 3 and 4) drifting apart,
+    and a disc (label 2) that stays."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    image = np.zeros((n, SIZE, SIZE), np.uint16)
+    truth = np.zeros((n, SIZE, SIZE), np.int32)
+    for t in range(n):
+        if t < split:
+            discs = [(1, 64, 64, 13), (2, 30, 100, 10)]
+        else:
+            d = 8.5 + 2.0 * (t - split)
+            discs = [(3, 64, 64 - d, 9.5), (4, 64, 64 + d, 9.5), (2, 30, 100, 10)]
+        signal = np.zeros((SIZE, SIZE))
+        for label, cy, cx, r in discs:
+            d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+            inside = d2 <= r * r
+            signal[inside] = 1000 + 800 * np.exp(-d2[inside] / (2 * (0.5 * r) ** 2))
+            truth[t][inside] = label
+        image[t] = (200 + ndimage.gaussian_filter(signal, 1.5) + 40 * rng.random((SIZE, SIZE))).astype(np.uint16)
+    return image, truth
+
+
+def _iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def _check_division(session, truth, mother):
+    daughters = session.lineage.daughters(mother)
+    assert len(daughters) == 2 and session.lineage.links() == {d: mother for d in daughters}
+    records = {r.id: r for r in session.lineage_records()}
+    assert records[mother].last_frame == SPLIT - 1
+    assert all(records[d].first_frame == SPLIT for d in daughters)
+    assert _iou(session.labels[SPLIT - 1] == mother, truth[SPLIT - 1] == 1) > 0.5
+    last = FRAMES - 1
+    matched = sorted(max(daughters, key=lambda d: _iou(session.labels[last] == d, truth[last] == k)) for k in (3, 4))
+    assert matched == sorted(daughters)  # one daughter per true daughter
+    for k in (3, 4):
+        assert max(_iou(session.labels[last] == d, truth[last] == k) for d in daughters) > 0.5
+
+
+def test_a_division_is_found_after_one_click_per_cell(demo):
+    image, truth = _scene()
+    session = StackSession(demo, image)
+    session.add_points(1, 0, [(64, 64)], [1])
+    session.add_points(2, 0, [(30, 100)], [1])
+    calls = []
+    seen = list(session.propagate_divisions(progress=lambda d, t: calls.append((d, t))))
+    assert [f for f, _ in seen] == list(range(FRAMES))  # each frame once, in order
+    assert calls[-1] == (FRAMES, FRAMES)
+    for f, labels in seen:
+        assert np.array_equal(labels, session.labels[f])
+    _check_division(session, truth, mother=1)
+    assert session.lineage.mother(2) == 0 and session.lineage.daughters(2) == []
+
+
+def test_track_everything_finds_the_division(demo):
+    image, truth = _scene()
+    session = StackSession(demo, image)
+    frames = [f for f, _ in session.track_everything(options=AutomaticOptions(points_per_side=12), detect_every=3,
+                                                     divisions=DivisionOptions())]
+    assert frames == list(range(FRAMES))
+    mothers = set(session.lineage.links().values())
+    assert len(mothers) == 1
+    _check_division(session, truth, mother=mothers.pop())
+
+
+def test_no_division_is_invented_when_no_cell_divides(demo):
+    image, _ = _scene(split=FRAMES)  # the disc stays one
+    session = StackSession(demo, image)
+    session.add_points(1, 0, [(64, 64)], [1])
+    session.add_points(2, 0, [(30, 100)], [1])
+    list(session.propagate_divisions())
+    assert session.lineage.links() == {} and session.object_ids == [1, 2]
+
+
+def test_the_watcher_reads_a_mask_that_splits_into_two_components(demo):
+    """Hand-built labels: object 1 is one disc on frames 0-3, then two
+    components (the true daughters); the watcher dates the division to the
+    first frame of the split once it persisted."""
+    image, truth = _scene()
+    session = StackSession(demo, image)
+    session.add_mask(1, 0, truth[0] == 1)  # makes 1 an object of the session
+    hand = np.where(truth > 2, 1, truth).astype(np.int32)  # both daughters still labelled 1
+    hand[hand == 2] = 0
+    options = DivisionOptions(persist=2, max_delay=2)
+    watcher = DivisionWatcher(session, options)
+    found = []
+    for t in range(FRAMES):
+        session.labels[t] = hand[t]
+        event = watcher.observe(t, hand[t])
+        if event is not None:
+            found.append((t, event))
+    assert len(found) == 1
+    t, event = found[0]
+    assert (t, event.mother, event.frame, event.rule) == (SPLIT + 1, 1, SPLIT, "split")
+    masks = sorted(event.masks, key=lambda m: np.argwhere(m)[:, 1].mean())
+    assert _iou(masks[0], truth[SPLIT] == 3) > 0.8 and _iou(masks[1], truth[SPLIT] == 4) > 0.8
+    assert watcher.found == [event]
+    watcher.rewind(SPLIT)  # read again from the split: found again
+    for t in range(SPLIT, SPLIT + 2):
+        event = watcher.observe(t, hand[t])
+    assert event is None  # reported once: the same division is not given twice
+
+
+def test_bad_options_are_named(demo):
+    with pytest.raises(ValueError, match="persist must be an integer >= 1"):
+        DivisionOptions(persist=0)
+    with pytest.raises(ValueError, match="max_delay \\(1\\) must be at least persist \\(2\\)"):
+        DivisionOptions(max_delay=1)
+    with pytest.raises(ValueError, match="daughter_share must be \\(low, high\\)"):
+        DivisionOptions(daughter_share=(0.8, 0.2))
+    with pytest.raises(ValueError, match="max_overlap must be a fraction"):
+        DivisionOptions(max_overlap=1.5)
+    image, _ = _scene(n=2)
+    session = StackSession(demo, image)
+    with pytest.raises(TypeError, match="divisions must be a DivisionOptions"):
+        DivisionWatcher(session, {"persist": 2})
+    session.add_points(1, 0, [(64, 64)], [1])
+    with pytest.raises(ValueError, match="divisions are found going forward"):
+        session.track_everything("backward", divisions=DivisionOptions())
+    with pytest.raises(ValueError, match="clicks must be one or more"):
+        session.decode_clicks(0, [])
