@@ -111,3 +111,25 @@ def test_bad_arguments(demo):
         session.track_everything(start=2, stop=1)
     with pytest.raises(TypeError, match="AutomaticOptions"):
         session.track_everything(options={})
+
+
+def test_session_stop_ends_track_everything_without_new_detections(demo):
+    """``session.stop()`` (a GUI's Stop, from another thread) ends the run
+    after the frame being computed: no later frame is segmented or tracked,
+    so no object appears on a frame the objects were not tracked to."""
+    image, _ = _discs(8, SCENE)
+    session = StackSession(demo, image)
+    seen = []
+    run = session.track_everything(options=OPTIONS, detect_every=2)
+    for frame, labels in run:
+        seen.append(frame)
+        if frame == 1:
+            ids_then = set(session.object_ids)
+            session.stop()
+    assert seen == [0, 1]  # frames 2.. were not yielded: not computed
+    assert set(session.object_ids) == ids_then  # no detection after the stop
+    assert not session.labels[3:].any()  # nothing written past the stop
+    # a new run after the stop carries on as usual
+    frames = [f for f, _ in session.track_everything(start=2, options=OPTIONS, detect_every=2)]
+    assert frames == list(range(2, 8))
+    assert session.labels[7].any()

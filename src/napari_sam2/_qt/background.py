@@ -225,10 +225,9 @@ class Runner(QObject):
         if self._run is None or self._stopping:
             return
         self._stopping = True
-        if self._run.kind == "propagate":
-            self._run.session.stop()  # thread-safe: ends the propagation between frames
-        # Track all: closing the generator ends it (a session.stop() would end
-        # only its current chunk, and it would go on detecting on frames not tracked)
+        # thread-safe: ends a propagation or Track all after the frame being
+        # computed (Track all then segments no further frame)
+        self._run.session.stop()
         self._run.worker.quit()
         self.status.emit("Stopping…")
         self.changed.emit()

@@ -437,6 +437,15 @@ class StackSession:
         with self._stop_lock:
             self._stops += 1
 
+    def stop_token(self) -> int:
+        """A mark of now for :meth:`stopped_since`: runs built on the
+        session (track everything) take one when they are created."""
+        return self._stops
+
+    def stopped_since(self, token: int) -> bool:
+        """Whether :meth:`stop` was called after ``token`` was taken."""
+        return self._stops != token
+
     def _check_trackable(self, *, since_call: bool = False) -> None:
         later = " (the session changed after propagate() was called)" if since_call else ""
         if not self._objects:

@@ -58,7 +58,10 @@ def track_everything(
     object with the next free id, prompted with its mask on that frame.
     ``divisions``: find divisions too (forward passes only; None: don't).
     ``progress(done, total)`` is called after each frame. Closing the
-    generator cancels between frames, as for ``propagate``.
+    generator cancels between frames, as for ``propagate``; so does
+    ``session.stop()`` (from any thread): the frame being computed is
+    finished, no more frames are segmented or tracked, and the frames not
+    reached stay as they were.
     """
     options = AutomaticOptions() if options is None else options
     if not isinstance(options, AutomaticOptions):
@@ -74,7 +77,8 @@ def track_everything(
     lo, hi = _span(session, start, stop)
     frames = list(range(lo, hi + 1)) if direction == "forward" else list(range(hi, lo - 1, -1))
     detect_at = set(range(0, len(frames), int(detect_every))) | {len(frames) - 1}
-    return _run(session, direction, frames, _Tracker(session, options), detect_at, watcher, progress)
+    return _run(session, direction, frames, _Tracker(session, options), detect_at, watcher, progress,
+                session.stop_token())
 
 
 def propagate_divisions(
@@ -91,7 +95,8 @@ def propagate_divisions(
     already current are read for divisions, not computed again."""
     watcher = _watcher(session, DivisionOptions() if options is None else options, "forward")
     lo, hi = _span(session, start, stop)
-    return _run(session, "forward", list(range(lo, hi + 1)), None, set(), watcher, progress)
+    return _run(session, "forward", list(range(lo, hi + 1)), None, set(), watcher, progress,
+                session.stop_token())
 
 
 def _watcher(session, divisions, direction) -> DivisionWatcher | None:
@@ -177,7 +182,7 @@ class _Output:
             yield frame, np.array(self.session.labels[frame], copy=True)
 
 
-def _run(session, direction, frames, tracker, detect_at, watcher, progress) -> Iterator[tuple[int, np.ndarray]]:
+def _run(session, direction, frames, tracker, detect_at, watcher, progress, token) -> Iterator[tuple[int, np.ndarray]]:
     """One pass over ``frames``: propagate chunk by chunk up to each detection
     frame (segmented after it is tracked, the first one before); a new
     object found or a division goes back to its frame and tracks again."""
@@ -188,16 +193,21 @@ def _run(session, direction, frames, tracker, detect_at, watcher, progress) -> I
         tracker.detect(frames[0])
     pos = 0  # the next frame of the pass (an index) to track
     while pos < len(frames):
+        if session.stopped_since(token):
+            return  # session.stop(): the frames not yet final stay as they were
         end = next((k for k in pending if k >= pos), len(frames) - 1)
-        event, index = None, pos
-        for frame, labels in _chunk(session, direction, frames[pos], frames[end], tracker):
-            index = abs(frame - frames[0])
+        event, index, computed = None, pos, pos - 1
+        for frame, labels in _chunk(session, direction, frames[pos], frames[end], tracker, token):
+            index = computed = abs(frame - frames[0])
             if watcher is not None:
                 event = watcher.observe(frame, labels)
             if event is not None:
                 break
             # final once no division can be dated to it; the chunk's last frame waits for its detection
             yield from out.until(min(index - lag + 1, end))
+        if session.stopped_since(token):
+            yield from out.until(computed + 1)  # what was computed is final now
+            return
         if tracker is not None:
             tracker.drop_lost()
         if event is not None:
@@ -231,7 +241,7 @@ def _divide(session, event, tracker) -> bool:
     return True
 
 
-def _chunk(session, direction, first, last, tracker) -> Iterator[tuple[int, np.ndarray]]:
+def _chunk(session, direction, first, last, tracker, token) -> Iterator[tuple[int, np.ndarray]]:
     """Propagate the tracked objects from ``first`` to ``last`` (pass order);
     every frame of the chunk is yielded, those the propagation did not
     compute (already current) with their labels as they are."""
@@ -252,6 +262,8 @@ def _chunk(session, direction, first, last, tracker) -> Iterator[tuple[int, np.n
                 expected = result.frame + step
         finally:
             results.close()
+        if session.stopped_since(token):
+            return  # the frames after the stop were not computed
     while expected != last + step:
         yield expected, np.array(session.labels[expected], copy=True)
         expected += step
