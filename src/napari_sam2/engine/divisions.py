@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import StackSession
 
 __all__ = ["DivisionOptions", "Division", "DivisionEdit", "DivisionWatcher", "ClickMasks", "mark_division",
-           "undo_division", "link_objects"]
+           "undo_division", "link_objects", "restore_lineage"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,17 @@ def undo_division(session: "StackSession", edit: DivisionEdit) -> None:
         if obj_id in session.object_ids:
             session.remove_object(obj_id, clear_labels=True)
     session.restore_lineage(edit.before)
+
+
+def restore_lineage(session: "StackSession", state: LineageState) -> None:
+    """``StackSession.restore_lineage``: limits first, then the mothers."""
+    for obj_id in sorted(session.lineage.ids() | set(state.first) | set(state.last)):
+        wanted = (state.first.get(obj_id), state.last.get(obj_id))
+        if session.lineage.limits(obj_id) != wanted:
+            session.limit_track(obj_id, first=wanted[0], last=wanted[1])
+    known = (set(session.object_ids) | set(label_presence(session.labels)) | set(state.mothers)
+             | set(state.mothers.values()))
+    session.lineage.restore(state.mothers, known=known)
 
 
 def link_objects(session: "StackSession", daughter: int, mother: int) -> LineageState:
