@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import StackSession
 
 __all__ = ["DivisionOptions", "Division", "DivisionEdit", "DivisionWatcher", "ClickMasks", "mark_division",
-           "undo_division", "link_objects"]
+           "undo_division", "link_objects", "restore_lineage"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class DivisionOptions:
     in a split (0.25 to 0.75: roughly halves). ``max_overlap``: IoU of the
     two daughters' masks as SAM decodes them, above which they are one
     cell (0.3). ``min_inside``: share of each daughter's decoded mask that
-    lies inside the mother's mask in a split (0.5). ``min_elongation``: a
+    lies inside the mother's mask in a split (0.4). ``min_elongation``: a
     one-component mask is tested for a split only when its long axis is
     this many times its short one (1.25; round cells are not tested).
     ``max_neck``: the boundary between the two cells of a split, relative
@@ -72,6 +72,9 @@ class DivisionOptions:
     (1.0). ``min_growth``: a split whose first frame has a longer boundary
     still counts when the mask grew by this factor from the frame before
     (1.08: two daughters spread over more than their rounded mother).
+    ``mother_elongation``: the mother's mask on the frame before the
+    division is at most this elongated (1.35: cells round up to divide;
+    None: any shape).
     ``area_drop``: the area ratio to the frame before that counts as
     halving (0.35 to 0.75). ``sister_area``: the sister's area relative to
     the kept half (0.4 to 2.5). ``max_distance``: pixels between the kept
@@ -84,10 +87,11 @@ class DivisionOptions:
     min_daughter_area: int = 30
     daughter_share: tuple[float, float] = (0.25, 0.75)
     max_overlap: float = 0.3
-    min_inside: float = 0.5
+    min_inside: float = 0.4
     min_elongation: float = 1.25
     max_neck: float = 1.0
     min_growth: float = 1.08
+    mother_elongation: float | None = 1.35
     area_drop: tuple[float, float] = (0.35, 0.75)
     sister_area: tuple[float, float] = (0.4, 2.5)
     max_distance: float = 4.0
@@ -110,8 +114,10 @@ class DivisionOptions:
                 raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
         if not isinstance(self.min_elongation, (int, float)) or self.min_elongation < 1:
             raise ValueError(f"min_elongation must be a number >= 1, got {self.min_elongation!r}")
-        for name in ("max_distance", "max_neck", "min_growth"):
+        for name in ("max_distance", "max_neck", "min_growth", "mother_elongation"):
             value = getattr(self, name)
+            if value is None and name == "mother_elongation":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
@@ -218,6 +224,17 @@ def undo_division(session: "StackSession", edit: DivisionEdit) -> None:
     session.restore_lineage(edit.before)
 
 
+def restore_lineage(session: "StackSession", state: LineageState) -> None:
+    """``StackSession.restore_lineage``: limits first, then the mothers."""
+    for obj_id in sorted(session.lineage.ids() | set(state.first) | set(state.last)):
+        wanted = (state.first.get(obj_id), state.last.get(obj_id))
+        if session.lineage.limits(obj_id) != wanted:
+            session.limit_track(obj_id, first=wanted[0], last=wanted[1])
+    known = (set(session.object_ids) | set(label_presence(session.labels)) | set(state.mothers)
+             | set(state.mothers.values()))
+    session.lineage.restore(state.mothers, known=known)
+
+
 def link_objects(session: "StackSession", daughter: int, mother: int) -> LineageState:
     """Make ``mother`` the mother of ``daughter``: the mother's last frame
     (pixels or prompts) must come before the daughter's first; the mother's
@@ -276,8 +293,9 @@ class Division(NamedTuple):
 
 class _Seen(NamedTuple):
     area: int
-    kind: str  # "one", "two" (a split: two cells) or "sister" (a cell found beside a halved mask)
+    kind: str  # "one", "two"/"pair" (a split: two cells) or "sister" (a cell found beside a halved mask)
     masks: tuple | None = None  # the two cells (kept for the last frames only)
+    elongation: float = 1.0  # long over short axis of the mask
 
 
 class DivisionWatcher:
@@ -317,7 +335,8 @@ class DivisionWatcher:
             mask = labels == obj_id
             area = int(mask.sum())
             seen = self._seen.setdefault(obj_id, {})
-            seen[frame] = _Seen(area, "one")
+            elongation = _elongation(mask) if area >= 3 else 1.0
+            seen[frame] = _Seen(area, "one", None, elongation)
             old = seen.get(frame - opt.max_delay - 1)
             if old is not None and old.masks is not None:
                 seen[frame - opt.max_delay - 1] = old._replace(masks=None)
@@ -330,7 +349,7 @@ class DivisionWatcher:
                     tests.append(("halving", obj_id, mask))
                     probes.append(click)
                     continue
-            clicks = _split_clicks(mask, opt)
+            clicks = _split_clicks(mask, opt, seen[frame].elongation)
             if clicks is not None:
                 tests.append(("split", obj_id, mask))
                 probes += clicks
@@ -341,14 +360,14 @@ class DivisionWatcher:
                 if rule == "halving":
                     sister = _sister(mask, labels, decoded.logits[k], decoded.object_scores[k], opt)
                     if sister is not None:
-                        self._seen[obj_id][frame] = _Seen(int(mask.sum()), "sister", (mask, sister))
+                        self._seen[obj_id][frame] = self._seen[obj_id][frame]._replace(kind="sister", masks=(mask, sister))
                     k += 1
                 else:
                     two = _two_cells(mask, decoded.logits[k : k + 2], decoded.object_scores[k : k + 2], opt)
                     if two is not None:
                         # at a waist: two cells; cut along a long side: two cells or one elongated cell
                         kind = "two" if neck_ratio(*two) <= opt.max_neck else "pair"
-                        self._seen[obj_id][frame] = _Seen(int(mask.sum()), kind, two)
+                        self._seen[obj_id][frame] = self._seen[obj_id][frame]._replace(kind=kind, masks=two)
                     k += 2
         events = [e for e in (self._confirmed(o, frame) for o in ids)
                   if e is not None and (e.mother, e.frame) not in self._reported]
@@ -374,6 +393,8 @@ class DivisionWatcher:
         if any(s is None for s in run):
             return None
         mother = seen[start - 1]
+        if opt.mother_elongation is not None and mother.elongation > opt.mother_elongation:
+            return None  # cells round up to divide
         if all(s.kind in ("two", "pair") for s in run):
             # two cells at a waist on some frame, or the mask grew as it split
             if any(s.kind == "two" for s in run) or run[0].area >= opt.min_growth * mother.area:
@@ -389,7 +410,14 @@ def _deepest(mask: np.ndarray) -> tuple[float, float]:
     return float(y), float(x)
 
 
-def _split_clicks(mask: np.ndarray, opt: DivisionOptions):
+def _elongation(mask: np.ndarray) -> float:
+    """Long over short axis of a mask (its pixel coordinates' spread)."""
+    ys, xs = np.nonzero(mask)
+    values = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+    return float(np.sqrt(values[-1] / values[0])) if values[0] > 0 else float("inf")
+
+
+def _split_clicks(mask: np.ndarray, opt: DivisionOptions, elongation: float):
     """Two click sets (a deepest point of each half, the other as a negative
     click), or None for a mask that looks like one round cell."""
     comps, n = ndimage.label(mask)
@@ -399,12 +427,12 @@ def _split_clicks(mask: np.ndarray, opt: DivisionOptions):
         if areas[order[1]] >= opt.min_daughter_area:
             halves = [comps == order[0] + 1, comps == order[1] + 1]
             return _pair_clicks(halves)
+    if elongation < opt.min_elongation:
+        return None
     ys, xs = np.nonzero(mask)
     coords = np.stack([ys, xs], axis=1).astype(np.float64)  # (P, 2)
     centre = coords.mean(axis=0)
-    values, vectors = np.linalg.eigh(np.cov(coords.T))
-    if values[0] <= 0 or np.sqrt(values[-1] / values[0]) < opt.min_elongation:
-        return None
+    _values, vectors = np.linalg.eigh(np.cov(coords.T))
     side = (coords - centre) @ vectors[:, -1] > 0  # which side of the short axis
     halves = []
     for s in (True, False):

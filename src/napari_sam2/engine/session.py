@@ -946,17 +946,13 @@ class StackSession:
         return self.lineage.state()
 
     def restore_lineage(self, state: LineageState) -> None:
-        """Make the lineage ``state`` again (:meth:`lineage_state`): track limits
-        through :meth:`limit_track`, then the mothers (checked)."""
-        state = LineageState(*state)
+        """Make the lineage ``state`` (:meth:`lineage_state`) again: track
+        limits through :meth:`limit_track`, then the mothers (checked)."""
+        from .divisions import restore_lineage
+
         with self._lock:
             self._not_running()
-            for obj_id in sorted(self.lineage.ids() | set(state.first) | set(state.last)):
-                wanted = (state.first.get(obj_id), state.last.get(obj_id))
-                if self.lineage.limits(obj_id) != wanted:
-                    self.limit_track(obj_id, first=wanted[0], last=wanted[1])
-            known = set(self._objects) | set(label_presence(self.labels)) | set(state.mothers) | set(state.mothers.values())
-            self.lineage.restore(state.mothers, known=known)
+            restore_lineage(self, LineageState(*state))
 
     def mark_division(self, obj_id: int, frame: int, daughters, *, ids=None):
         """``obj_id`` divides on ``frame`` into ``daughters`` (masks or clicks):
