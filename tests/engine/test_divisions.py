@@ -79,7 +79,11 @@ def test_a_division_is_found_after_one_click_per_cell(demo):
 def test_track_everything_finds_the_division(demo):
     image, truth = _scene()
     session = StackSession(demo, image)
-    frames = [f for f, _ in session.track_everything(options=AutomaticOptions(points_per_side=12), detect_every=3,
+    # one mask per point: with the three multimask outputs segment-everything
+    # finds a third object on these drawn discs on frame 0 (ids 1-3 on every
+    # frame, no division found); this test is about the division rules
+    options = AutomaticOptions(points_per_side=12, multimask_output=False)
+    frames = [f for f, _ in session.track_everything(options=options, detect_every=3,
                                                      divisions=DivisionOptions())]
     assert frames == list(range(FRAMES))
     mothers = set(session.lineage.links().values())
