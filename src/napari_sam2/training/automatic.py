@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,8 @@ from ..synthetic import (
     samplelike_zstack_params,
 )
 from .data import HELD_OUT_SEED_BASE
-from .losses import DICE_WEIGHT, FOCAL_WEIGHT, dice_loss, focal_loss
+from .loop import _lr_at  # warm-up then cosine, read from the config's lr, warmup and steps
+from .losses import FOCAL_WEIGHT, dice_loss, focal_loss, mask_iou
 
 MULTIMASK = range(1, 4)  # the decoder's multimask tokens (0 is the single-mask one)
 
@@ -210,23 +210,12 @@ def automatic_loss(model, frame: AutoFrame, xy: torch.Tensor, ids: torch.Tensor,
     # background points: every candidate towards empty (focal only)
     mask_l = torch.where(inside, best, FOCAL_WEIGHT * focal.mean(1)).mean()
     with torch.no_grad():
-        pred = (logits > 0).flatten(2).float()
-        tgt = target.flatten(2)
-        inter = (pred * tgt).sum(-1)
-        union = pred.sum(-1) + tgt.sum(-1) - inter
-        actual = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+        actual = mask_iou(logits, target)  # (N, 3); background points get no weight below
     # as SAM: the IoU head learns on points inside objects only (a point on
     # the background is taught an empty mask, which segment-everything drops)
     w = inside.float()[:, None]
     iou_l = (((iou_pred - actual) ** 2) * w).sum() / (3 * w.sum()).clamp(min=1.0)
     return AutoLoss(mask_l + iou_l, float(mask_l.detach()), float(iou_l.detach()))
-
-
-def _lr_at(step: int, cfg: AutoTrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def trainable_parameters(model) -> list[torch.nn.Parameter]:

@@ -250,7 +250,9 @@ def set_memory_dropout(model, p: float) -> None:
             module.dropout = p
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
+def _lr_at(step: int, cfg) -> float:
+    """Learning rate at ``step``: linear warm-up, then cosine down to 5 %
+    (``cfg``: a TrainConfig or AutoTrainConfig: its lr, warmup and steps)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
