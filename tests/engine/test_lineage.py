@@ -154,6 +154,23 @@ def test_links_are_checked_and_reversible(model, data):
     assert s.lineage.limits(2) == (None, None)
 
 
+def test_linking_a_daughter_keeps_where_her_own_track_ends(model, data):
+    # a daughter that divides later herself (her track ends on frame 3) keeps
+    # that end when she is linked to a mother: only her start is limited
+    s = StackSession(model, data)
+    s.add_points(1, 0, [(14, 17)], [1])
+    s.add_points(2, 2, [(14, 17)], [1])
+    s.limit_track(1, last=1)
+    s.limit_track(2, first=2, last=3)
+    list(s.propagate())
+    assert _frames_of(s, 1) == [0, 1] and _frames_of(s, 2) == [2, 3]
+    before = s.link(2, 1)
+    assert s.lineage.limits(2) == (2, 3) and s.lineage.limits(1) == (None, 1)
+    assert s.lineage.links() == {2: 1} and _frames_of(s, 2) == [2, 3]
+    s.restore_lineage(before)
+    assert s.lineage.limits(2) == (2, 3) and s.lineage.limits(1) == (None, 1) and s.lineage.links() == {}
+
+
 def test_session_files_keep_the_lineage(model, data, tmp_path):
     s = _tracked(model, data)
     s.mark_division(1, 3, list(_halves(data.shape[1:])))

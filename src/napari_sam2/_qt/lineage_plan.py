@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..engine.lineage import Lineage, LineageState
+from ..engine.lineage import Lineage, LineageState, linked_state
 
 EMPTY = LineageState({}, {}, {})
 
@@ -30,11 +30,7 @@ def as_state(state) -> LineageState:
 
 def as_lineage(state: LineageState) -> Lineage:
     """An engine :class:`Lineage` holding ``state`` (its links checked for cycles)."""
-    lineage = Lineage()
-    for obj in sorted(set(state.first) | set(state.last)):
-        lineage.set_limits(obj, state.first.get(obj), state.last.get(obj))
-    lineage.restore(state.mothers, known=set(state.mothers) | set(state.mothers.values()))
-    return lineage
+    return Lineage.from_state(state)
 
 
 def divided(state: LineageState, mother: int, frame: int, daughters: Sequence[int]) -> LineageState:
@@ -56,22 +52,10 @@ def divided(state: LineageState, mother: int, frame: int, daughters: Sequence[in
 
 def linked(state: LineageState, daughter: int, mother: int, *, known: Iterable[int],
            frames_of: Callable[[int], list[int]]) -> LineageState:
-    """``state`` with ``mother`` as the mother of ``daughter`` (both in
-    ``known``). ``frames_of(id)``: the frames where an object has pixels or
-    prompts; the mother must end before the daughter begins, and their
-    tracks are limited so (as ``StackSession.link``)."""
-    lineage = as_lineage(state)
-    lineage.link(daughter, mother, known=known)  # ids and cycles
-    d_frames, m_frames = sorted(frames_of(daughter)), sorted(frames_of(mother))
-    if d_frames and m_frames and m_frames[-1] >= d_frames[0]:
-        raise ValueError(
-            f"mother {mother} is on frames up to {m_frames[-1]} but daughter {daughter} begins on frame "
-            f"{d_frames[0]}: a mother must end before her daughters begin (Mark division ends her track)")
-    if d_frames:
-        lineage.set_limits(daughter, d_frames[0], lineage.limits(daughter)[1])
-        first, _last = lineage.limits(mother)
-        lineage.set_limits(mother, first, d_frames[0] - 1)
-    return lineage.state()
+    """``state`` with ``mother`` as the mother of ``daughter``: the engine's
+    rule (:func:`~napari_sam2.engine.lineage.linked_state`, as
+    ``StackSession.link`` applies it)."""
+    return linked_state(state, daughter, mother, known=known, frames_of=frames_of)
 
 
 def unlinked(state: LineageState, daughter: int) -> LineageState:

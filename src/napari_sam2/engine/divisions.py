@@ -37,7 +37,7 @@ from scipy import ndimage
 
 from ..model import PointPrompts
 from .labels import upsample_logits
-from .lineage import LineageState, label_presence
+from .lineage import LineageState, label_presence, linked_state
 from .prompts import check_frame, check_object_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -236,33 +236,22 @@ def restore_lineage(session: "StackSession", state: LineageState) -> None:
 
 
 def link_objects(session: "StackSession", daughter: int, mother: int) -> LineageState:
-    """Make ``mother`` the mother of ``daughter``: the mother's last frame
-    (pixels or prompts) must come before the daughter's first; the mother's
-    track is limited to end there and the daughter's to begin there, so
-    that propagating again keeps it so. Returns the lineage before."""
+    """Make ``mother`` the mother of ``daughter`` by the rule of
+    :func:`~napari_sam2.engine.lineage.linked_state` (the mother ends before
+    the daughter begins; their tracks are limited so). Nothing changes when
+    it fails. Returns the lineage before."""
     daughter, mother = check_object_id(daughter), check_object_id(mother)
     presence = label_presence(session.labels)
     known = set(session.object_ids) | set(presence) | session.lineage.ids()
-    before = session.lineage_state()
-    session.lineage.link(daughter, mother, known=known)  # checks ids and cycles first
-    session.lineage.restore(before.mothers, known=known)
 
     def frames(obj_id: int) -> list[int]:
         prompted = session.prompted_frames(obj_id) if obj_id in session.object_ids else []
         return sorted(set(presence.get(obj_id, [])) | set(prompted))
 
-    d_frames, m_frames = frames(daughter), frames(mother)
-    if d_frames and m_frames and m_frames[-1] >= d_frames[0]:
-        raise ValueError(
-            f"mother {mother} is on frames up to {m_frames[-1]} but daughter {daughter} begins on frame "
-            f"{d_frames[0]}: a mother must end before her daughters begin (mark_division ends her track)")
+    before = session.lineage_state()
+    wanted = linked_state(before, daughter, mother, known=known, frames_of=frames)
     try:
-        if d_frames:
-            session.limit_track(daughter, first=d_frames[0])
-            if m_frames or mother in session.object_ids:
-                first, _ = session.lineage.limits(mother)
-                session.limit_track(mother, first=first, last=d_frames[0] - 1)
-        session.lineage.link(daughter, mother, known=known)
+        session.restore_lineage(wanted)
     except BaseException:
         session.restore_lineage(before)
         raise

@@ -18,7 +18,7 @@ and session files (:func:`state_to_json` / :func:`state_from_json`).
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, NamedTuple
+from typing import Callable, Iterable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -149,6 +149,37 @@ class Lineage:
     # ---------------------------------------------------------------- state
     def state(self) -> LineageState:
         return LineageState(dict(self._mother), dict(self._first), dict(self._last))
+
+    @classmethod
+    def from_state(cls, state: LineageState) -> "Lineage":
+        """A lineage holding ``state`` (its links checked for cycles)."""
+        lineage = cls()
+        for obj in sorted(set(state.first) | set(state.last)):
+            lineage.set_limits(obj, state.first.get(obj), state.last.get(obj))
+        lineage.restore(state.mothers, known=set(state.mothers) | set(state.mothers.values()))
+        return lineage
+
+
+def linked_state(state: LineageState, daughter: int, mother: int, *, known: Iterable[int],
+                 frames_of: Callable[[int], list[int]]) -> LineageState:
+    """``state`` with ``mother`` as the mother of ``daughter`` (both in
+    ``known``; no cycle). ``frames_of(id)``: the frames where an object has
+    pixels or prompts. The mother must end before the daughter begins; the
+    daughter's track is limited to begin on her first frame (her end limit
+    stays) and the mother's to end on the frame before it, so that tracking
+    again keeps it so. The rule of ``StackSession.link`` and of the widget's
+    *Link to mother*."""
+    lineage = Lineage.from_state(state)
+    lineage.link(daughter, mother, known=known)  # ids and cycles
+    d_frames, m_frames = sorted(frames_of(daughter)), sorted(frames_of(mother))
+    if d_frames and m_frames and m_frames[-1] >= d_frames[0]:
+        raise ValueError(
+            f"mother {mother} is on frames up to {m_frames[-1]} but daughter {daughter} begins on frame "
+            f"{d_frames[0]}: a mother must end before her daughters begin (Mark division ends her track)")
+    if d_frames:
+        lineage.set_limits(daughter, d_frames[0], lineage.limits(daughter)[1])
+        lineage.set_limits(mother, lineage.limits(mother)[0], d_frames[0] - 1)
+    return lineage.state()
 
 
 def label_presence(labels) -> dict[int, list[int]]:
