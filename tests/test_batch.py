@@ -208,6 +208,35 @@ def test_large_labels_go_to_zarr_frame_by_frame(tmp_path):
     np.testing.assert_array_equal(stored[:], _direct_labels(path, doc))
 
 
+def test_divisions_reach_the_tables_and_the_ctc_files(tmp_path):
+    from tests.engine.test_divisions import FRAMES, SPLIT, _scene
+
+    image, _truth = _scene()
+    path = tmp_path / "divides.tif"
+    tifffile.imwrite(path, image, photometric="minisblack")
+    settings = batch.BatchSettings(auto=True, divisions=True, single_mask=True, points_per_side=12, detect_every=3)
+    outcome = batch.process_stack(batch._Task("divides", str(path), "x", None), str(tmp_path / "out"), settings)
+    assert outcome.status == "done", outcome.error
+    folder = tmp_path / "out" / "divides"
+    with open(folder / "lineage.csv", newline="") as fh:
+        lineage = {int(r["id"]): r for r in csv.DictReader(fh)}
+    daughters = [i for i, r in lineage.items() if int(r["mother"])]
+    assert len(daughters) == 2
+    mother = int(lineage[daughters[0]]["mother"])
+    assert int(lineage[mother]["children"]) == 2 and int(lineage[mother]["last_frame"]) == SPLIT - 1
+    for d in daughters:
+        assert (int(lineage[d]["first_frame"]), int(lineage[d]["last_frame"])) == (SPLIT, FRAMES - 1)
+    with open(folder / "objects.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {int(r["mother"]) for r in rows if int(r["id"]) in daughters} == {mother}
+    parents = {int(v.split()[0]): int(v.split()[3]) for v in (folder / "ctc" / "res_track.txt").read_text().splitlines()}
+    assert {d: parents[d] for d in daughters} == {d: mother for d in daughters}
+    with pytest.raises(ValueError, match="go with auto"):
+        batch.BatchSettings(divisions=True)
+    with pytest.raises(ValueError, match="found going forward"):
+        batch.BatchSettings(auto=True, divisions=True, direction="backward")
+
+
 def test_command_line_batch_tracks_everything(tmp_path):
     from napari_sam2 import cli
 
@@ -217,7 +246,7 @@ def test_command_line_batch_tracks_everything(tmp_path):
         tifffile.imwrite(folder / f"w{seed}.tif", _stack(seed).image, photometric="minisblack")
     out = tmp_path / "results"
     code = cli.main(["batch", str(folder / "*.tif"), "--auto", "--detect-every", "2", "--points-per-side", "8", "--out", str(out),
-                     "--workers", "1"])
+                     "--workers", "1", "--divisions"])
     assert code == 0
     rows = _summary(out)
     assert [rows[n]["status"] for n in ("w4", "w5")] == ["done", "done"]
@@ -227,6 +256,7 @@ def test_command_line_batch_tracks_everything(tmp_path):
         assert len(np.unique(labels[0])) - 1 >= 2
         track_file = (out / name / "ctc" / "res_track.txt").read_text().split()
         assert len(track_file) >= 8  # at least two tracks of four numbers
+        assert (out / name / "lineage.csv").read_text().startswith("id,mother,first_frame")
     assert cli.main(["batch", str(folder / "*.tif"), "--auto", "--direction", "both", "--out", str(out)]) == 2
 
 

@@ -61,6 +61,31 @@ def test_segment_auto_tracks_every_cell_and_writes_the_ctc_layout(tmp_path, caps
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_segment_auto_finds_divisions_and_writes_the_mothers(tmp_path, capsys):
+    from tests.engine.test_divisions import SPLIT, _scene
+
+    image, _truth = _scene()  # a disc that divides on frame SPLIT, one that stays
+    src = tmp_path / "divides.tif"
+    tifffile.imwrite(src, image, photometric="minisblack")
+    out, ctc = tmp_path / "labels.tif", tmp_path / "ctc"
+    code = main(["segment", str(src), "--model", "demo", "--auto", "--divisions", "--single-mask",
+                 "--points-per-side", "12", "--detect-every", "3", "--out", str(out), "--ctc", str(ctc)])
+    assert code == 0, capsys.readouterr().err
+    assert "divisions of [" in capsys.readouterr().err
+    rows = {}
+    for line in (ctc / "res_track.txt").read_text().splitlines():
+        label, begin, end, parent = (int(v) for v in line.split())
+        rows[label] = (begin, end, parent)
+    daughters = [k for k, (_b, _e, parent) in rows.items() if parent]
+    assert len(daughters) == 2 and len({rows[d][2] for d in daughters}) == 1
+    mother = rows[daughters[0]][2]
+    assert rows[mother][1] == SPLIT - 1 and all(rows[d][0] == SPLIT for d in daughters)
+    with pytest.raises(SystemExit, match="go with --auto"):
+        main(["segment", str(src), "--divisions", "--point", "0,5,5", "--out", str(out)])
+    with pytest.raises(SystemExit, match="found going forward"):
+        main(["segment", str(src), "--auto", "--divisions", "--direction", "backward", "--out", str(out)])
+
+
 def test_segment_reports_bad_prompts_cleanly(tmp_path, model_file, capsys):
     src = tmp_path / "stack.tif"
     tifffile.imwrite(src, np.zeros((2, 20, 20), np.uint16), photometric="minisblack")

@@ -13,7 +13,8 @@ Outputs, per stack, in ``out/<stack name>/``: ``labels.tif`` (or
 frame by frame and never held whole in memory), ``session.sam2`` (the
 session file: open it in the widget to correct the result), ``ctc/`` (the
 Cell Tracking Challenge result layout), ``objects.csv`` (one row per object
-and frame: area, centroid, intensities) and ``report.json`` (frames,
+and frame: mother, area, centroid, intensities), ``lineage.csv`` (one row per
+object: mother, first and last frame, duration, children) and ``report.json`` (frames,
 objects, seconds, model, settings, napari-sam2 version, the input's
 fingerprint). A stack's folder is assembled under a temporary name and moved
 into place whole, so an interrupted run never leaves half of one. The run
@@ -46,7 +47,7 @@ from ._io import replace_folder, write_synced
 from .engine.prompt_records import ObjectRecord, apply_objects, objects_to_json, parse_objects
 from .engine.stack_files import is_stack_path, open_stack
 from .export import write_ctc
-from .tables import OBJECT_COLUMNS, object_table, write_csv
+from .tables import LINEAGE_COLUMNS, OBJECT_COLUMNS, lineage_summary, object_table, write_csv
 
 __all__ = ["BatchSettings", "StackOutcome", "run", "expand_inputs", "process_stack"]
 
@@ -65,7 +66,9 @@ class BatchSettings:
     model's own); ``axis``/``channel_axis``: as in :class:`StackSession`;
     ``direction``: forward, backward or both; ``auto``: track everything
     (no prompts) with new objects looked for every ``detect_every`` frames
-    by a ``points_per_side`` x ``points_per_side`` grid of prompts;
+    by a ``points_per_side`` x ``points_per_side`` grid of prompts
+    (``single_mask``: one mask per prompt instead of three), finding cell
+    divisions with ``divisions`` (forward only);
     ``zarr_above_mb``: labels larger than this are written frame by frame
     into ``labels.zarr`` instead of ``labels.tif``.
     """
@@ -79,6 +82,8 @@ class BatchSettings:
     auto: bool = False
     detect_every: int = 5
     points_per_side: int = 32
+    divisions: bool = False
+    single_mask: bool = False
     zarr_above_mb: float = 1024.0
 
     def __post_init__(self) -> None:
@@ -86,6 +91,10 @@ class BatchSettings:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
         if self.auto and self.direction == "both":
             raise ValueError("auto tracks in one pass: direction must be forward or backward")
+        if (self.divisions or self.single_mask) and not self.auto:
+            raise ValueError("divisions and single_mask go with auto=True (tracking everything)")
+        if self.divisions and self.direction != "forward":
+            raise ValueError("divisions are found going forward: direction must be forward")
         if not isinstance(self.detect_every, int) or self.detect_every < 1:
             raise ValueError(f"detect_every must be a whole number >= 1, got {self.detect_every!r}")
         if not self.zarr_above_mb >= 0:
@@ -295,9 +304,11 @@ def _segment_into(folder: Path, task: _Task, settings: BatchSettings) -> tuple[i
     session = StackSession(model, data, axis=settings.axis, channel_axis=settings.channel_axis, labels=labels)
     if settings.auto:
         from .engine.automatic import AutomaticOptions
+        from .engine.divisions import DivisionOptions
 
-        options = AutomaticOptions(points_per_side=settings.points_per_side)
-        frames = session.track_everything(settings.direction, detect_every=settings.detect_every, options=options)
+        options = AutomaticOptions(points_per_side=settings.points_per_side, multimask_output=not settings.single_mask)
+        frames = session.track_everything(settings.direction, detect_every=settings.detect_every, options=options,
+                                          divisions=DivisionOptions() if settings.divisions else None)
     else:
         apply_objects(session, task.objects)
         frames = session.propagate(settings.direction)
@@ -307,9 +318,11 @@ def _segment_into(folder: Path, task: _Task, settings: BatchSettings) -> tuple[i
         _write_tiff(folder / "labels.tif", labels)
     session.save(folder / "session.sam2", model_source=settings.model)
     write_ctc(session, folder / "ctc")
-    write_csv(folder / "objects.csv", object_table(session.labels, image=_Intensities(session.frames)),
-              OBJECT_COLUMNS)
-    outputs += ["session.sam2", "ctc", "objects.csv"]
+    mothers = session.lineage.links()
+    write_csv(folder / "objects.csv",
+              object_table(session.labels, mothers=mothers, image=_Intensities(session.frames)), OBJECT_COLUMNS)
+    write_csv(folder / "lineage.csv", lineage_summary(session.labels, mothers=mothers), LINEAGE_COLUMNS)
+    outputs += ["session.sam2", "ctc", "objects.csv", "lineage.csv"]
     return session.num_frames, len(session.object_ids), outputs
 
 
@@ -373,7 +386,7 @@ def run(
         progress: ``progress(done, total)`` after each stack.
         settings: the fields of :class:`BatchSettings` (model, device,
             image_size, axis, channel_axis, direction, detect_every,
-            zarr_above_mb).
+            points_per_side, divisions, single_mask, zarr_above_mb).
     """
     config = replace(BatchSettings(), auto=bool(auto), **settings)
     if (prompts is None) == (not auto):

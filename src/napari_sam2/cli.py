@@ -162,6 +162,10 @@ def cmd_segment(args) -> int:
     direction = args.direction or ("forward" if args.auto else "both")
     if args.auto and direction == "both":
         raise SystemExit("--auto tracks in one pass: --direction forward or backward")
+    if (args.divisions or args.single_mask) and not args.auto:
+        raise SystemExit("--divisions and --single-mask go with --auto")
+    if args.divisions and direction != "forward":
+        raise SystemExit("--divisions are found going forward: leave out --direction backward")
     out = check_destination(args.out, inputs=[args.input], what="--out")
     if args.ctc is not None:
         _check_ctc_folder(args.ctc)
@@ -176,9 +180,11 @@ def cmd_segment(args) -> int:
     started = time.perf_counter()
     if args.auto:
         from .engine.automatic import AutomaticOptions
+        from .engine.divisions import DivisionOptions
 
-        frames = session.track_everything(direction, detect_every=args.detect_every,
-                                          options=AutomaticOptions(points_per_side=args.points_per_side),
+        options = AutomaticOptions(points_per_side=args.points_per_side, multimask_output=not args.single_mask)
+        frames = session.track_everything(direction, detect_every=args.detect_every, options=options,
+                                          divisions=DivisionOptions() if args.divisions else None,
                                           progress=_progress_bar("track all"))
     else:
         frames = session.propagate(direction, progress=_progress_bar("propagate"))
@@ -192,9 +198,11 @@ def cmd_segment(args) -> int:
 
         write_ctc(session, args.ctc)
         print(f"wrote the Cell Tracking Challenge layout into {args.ctc}", file=sys.stderr)
+    divided = sorted(set(session.lineage.links().values()))
     print(f"wrote {out}: {session.num_frames} frames, objects {session.object_ids}, "
-          f"{elapsed:.1f} s", file=sys.stderr)
+          + (f"divisions of {divided}, " if args.divisions else "") + f"{elapsed:.1f} s", file=sys.stderr)
     return 0
+
 
 
 def _check_ctc_folder(folder: str) -> None:
@@ -231,7 +239,8 @@ def cmd_batch(args) -> int:
 
     settings = {"model": args.model, "device": args.device, "image_size": args.image_size,
                 "axis": args.axis, "channel_axis": args.channel_axis, "direction": args.direction,
-                "detect_every": args.detect_every, "points_per_side": args.points_per_side}
+                "detect_every": args.detect_every, "points_per_side": args.points_per_side,
+                "divisions": args.divisions, "single_mask": args.single_mask}
     client = None
     if args.scheduler:
         from distributed import Client
@@ -333,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --auto: look for new objects every K frames (default 5)")
     seg.add_argument("--points-per-side", type=int, default=32, metavar="N",
                      help="with --auto: an N x N grid of prompts finds the objects (default 32; 16 is 4x faster)")
+    seg.add_argument("--divisions", action="store_true",
+                     help="with --auto: find cell divisions (daughters get their mother; written to --ctc)")
+    seg.add_argument("--single-mask", action="store_true",
+                     help="with --auto: one mask per grid point instead of three (for models whose "
+                          "multimask outputs were not trained)")
     seg.add_argument("--ctc", default=None, metavar="FOLDER",
                      help="also write the Cell Tracking Challenge result layout into FOLDER")
     seg.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
@@ -360,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     bat.add_argument("--detect-every", type=int, default=5, help="with --auto: look for new objects every K frames")
     bat.add_argument("--points-per-side", type=int, default=32, metavar="N",
                      help="with --auto: an N x N grid of prompts finds the objects (default 32)")
+    bat.add_argument("--divisions", action="store_true",
+                     help="with --auto: find cell divisions (mothers in ctc/, objects.csv and lineage.csv)")
+    bat.add_argument("--single-mask", action="store_true",
+                     help="with --auto: one mask per grid point instead of three")
     bat.add_argument("--model", default="demo", help="model name or checkpoint file (default: demo)")
     bat.add_argument("--direction", choices=("forward", "backward", "both"), default="forward")
     bat.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
