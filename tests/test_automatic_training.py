@@ -13,6 +13,8 @@ from napari_sam2.synthetic import make_timelapse, make_zstack
 from napari_sam2.training.automatic import (
     AutoTrainConfig,
     automatic_loss,
+    best_match_iou,
+    distillation_loss,
     draw_frame,
     sample_points,
     trainable_parameters,
@@ -69,6 +71,62 @@ def test_phase_trains_only_the_multimask_heads_and_keeps_clicks_exact():
     assert not torch.equal(before.candidates, after.candidates)
 
 
+def test_transformer_variant_trains_the_transformer_and_distils_what_clicks_read():
+    import copy
+
+    model = load_model("demo", device="cpu", progress=False).eval()
+    teacher = copy.deepcopy(model).eval()
+    cfg = AutoTrainConfig(points_per_image=16, loss_size=64, train_transformer=True, iou_target="best",
+                          distill_objects=3)
+    rng = np.random.default_rng(4)
+    frame = None
+    while frame is None or int(frame.labels.max()) == 0:
+        frame = draw_frame(rng, cfg, model.image_size)
+    params = trainable_parameters(model, transformer=True)
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(n.startswith("mask_decoder.transformer.") for n in names)
+    assert "mask_decoder.iou_token.weight" in names and "mask_decoder.mask_tokens.weight" in names
+    assert not any(n.startswith(("image_encoder.", "memory_attention.", "memory_encoder.", "obj_ptr_proj.",
+                                 "mask_decoder.output_hypernetworks_mlps.0.", "mask_decoder.pred_obj_score_head."))
+                   for n in names), sorted(names)
+
+    def distill():
+        with torch.no_grad():
+            feats = model.encode_image(frame.image)
+            pix = model.condition(feats.embedding, None)
+            xy, _ = sample_points(frame.labels, 4, 1.0, np.random.default_rng(0))
+            pts = PointPrompts((xy * (model.image_size / cfg.loss_size))[:, None, :], torch.ones(4, 1, dtype=torch.int32))
+            sparse, dense = model.prompt_encoder(pts, None)
+            return float(distillation_loss(model, teacher, feats, pix, sparse, dense, frame, cfg,
+                                           np.random.default_rng(1)))
+
+    assert distill() == 0.0  # the starting model is its own teacher
+    old = [p.detach().clone() for p in params]
+    opt = torch.optim.SGD(params, lr=0.05)
+    for _ in range(2):
+        xy, ids = sample_points(frame.labels, cfg.points_per_image, 0.5, rng)
+        loss = automatic_loss(model, frame, xy, ids, cfg, teacher, rng)
+        assert torch.isfinite(loss.total) and loss.total > loss.mask + loss.iou - 1e-6
+        opt.zero_grad()
+        loss.total.backward()
+        opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(old, params))
+    assert distill() > 0.0  # the transformer moved: what clicks read is now pulled back
+
+
+def test_best_match_iou_scores_each_candidate_against_its_best_object():
+    labels = torch.zeros(16, 16, dtype=torch.long)
+    labels[0:4, 0:4] = 1  # 16 px
+    labels[8:16, 8:16] = 2  # 64 px
+    logits = -torch.ones(1, 3, 16, 16)
+    logits[0, 0, 0:4, 0:2] = 1  # half of object 1: IoU 0.5
+    logits[0, 1, 8:16, 8:16] = 1  # object 2 exactly
+    logits[0, 2, 0, 15] = 1  # one stray pixel: too small to count
+    iou, weight = best_match_iou(logits, labels)
+    assert torch.allclose(iou, torch.tensor([[0.5, 1.0, 0.0]]))
+    assert torch.equal(weight, torch.tensor([[1.0, 1.0, 0.0]]))
+
+
 def test_sample_points_targets_and_inside_fraction():
     labels = torch.zeros(32, 32, dtype=torch.long)
     labels[4:10, 4:10] = 3
@@ -102,5 +160,7 @@ def test_widened_draws_make_small_dense_and_thin_scenes():
 def test_config_checks():
     with pytest.raises(ValueError, match="points_per_image"):
         AutoTrainConfig(points_per_image=0)
+    with pytest.raises(ValueError, match="iou_target"):
+        AutoTrainConfig(iou_target="max")
     with pytest.raises(ValueError, match="eval_seeds"):
         AutoTrainConfig(eval_seeds=(10**12,))

@@ -18,6 +18,17 @@ pointer tokens, the transformer, the memory and the image encoder keep
 their weights, so clicking and tracking give exactly the numbers they gave
 before (the single-mask output does not read the trained parts).
 
+With ``train_transformer`` the decoder's two-way transformer and its IoU
+and mask tokens train too (the IoU head can then learn from what the
+transformer sees, not only from a token fixed for clicks). Clicks and
+tracking read the transformer, so they are held by distillation instead of
+by freezing: the single-mask logits, the single-mask token (the pointer's
+input) and the object score are pulled towards the starting model's, for
+clicks inside objects and for decoding without a prompt on features
+conditioned on a memory (:func:`distillation_loss`). ``iou_target="best"``
+teaches the IoU head every non-empty candidate's best IoU with any object
+(what segment-everything ranks), not only the prompted object's.
+
 Points: half drawn uniformly over the image (where the grid puts them),
 half uniformly inside objects; each point's target is the object under it
 (background: an empty mask). Scenes: the wide training draws, the
@@ -79,6 +90,16 @@ class AutoTrainConfig:
     threads: int = 1
     time_limit_min: float = 0.0  # > 0: end (evaluated, saved) after this many minutes
     keep_every_eval: bool = False  # also save ``step{N}.pt`` at every evaluation
+    # also train the decoder's transformer and its IoU / mask tokens; the
+    # click and tracking outputs are then held by distillation from the
+    # starting model (see :func:`distillation_loss`)
+    train_transformer: bool = False
+    distill_weight: float = 1.0
+    distill_objects: int = 8  # objects per frame for the tracking-like distillation
+    # the IoU target of a candidate: "prompted" (IoU with the object under
+    # its point, inside points only) or "best" (its best IoU with any object,
+    # every non-empty candidate: what segment-everything ranks by)
+    iou_target: str = "prompted"
 
     def __post_init__(self) -> None:
         for name in ("steps", "images_per_step", "points_per_image", "pool_size", "loss_size", "eval_every"):
@@ -88,6 +109,8 @@ class AutoTrainConfig:
         for name in ("inside_fraction", "zstack_fraction", "widened_fraction", "samplelike_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"AutoTrainConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.iou_target not in ("prompted", "best"):
+            raise ValueError(f"AutoTrainConfig.iou_target must be 'prompted' or 'best', got {self.iou_target!r}")
         if any(s >= HELD_OUT_SEED_BASE for s in self.eval_seeds):
             raise ValueError("AutoTrainConfig.eval_seeds must be training seeds (below HELD_OUT_SEED_BASE)")
 
@@ -184,9 +207,12 @@ class AutoLoss(NamedTuple):
     iou: float
 
 
-def automatic_loss(model, frame: AutoFrame, xy: torch.Tensor, ids: torch.Tensor, cfg: AutoTrainConfig) -> AutoLoss:
+def automatic_loss(model, frame: AutoFrame, xy: torch.Tensor, ids: torch.Tensor, cfg: AutoTrainConfig,
+                   teacher=None, rng: np.random.Generator | None = None) -> AutoLoss:
     """The multimask and IoU losses of ``N`` points on one frame (points in
-    loss pixels, ``ids`` the object under each, 0 background)."""
+    loss pixels, ``ids`` the object under each, 0 background); with
+    ``cfg.train_transformer``, plus the distillation from ``teacher`` (the
+    starting model)."""
     decoder = model.mask_decoder
     s = model.image_size
     with torch.no_grad():
@@ -196,6 +222,7 @@ def automatic_loss(model, frame: AutoFrame, xy: torch.Tensor, ids: torch.Tensor,
         points = PointPrompts((xy * (s / cfg.loss_size))[:, None, :], torch.ones(n, 1, dtype=torch.int32))
         sparse, dense = model.prompt_encoder(points, None)
         high = None if feats.high_res is None else tuple(h.expand(n, -1, -1, -1) for h in feats.high_res)
+    with torch.set_grad_enabled(cfg.train_transformer):
         tokens = decoder.decode_tokens(pix.expand(n, -1, -1, -1), model.prompt_encoder.dense_pe(), sparse, dense, high)
     low = decoder.mask_logits(tokens, MULTIMASK)  # (N, 3, 4S, 4S)
     iou_pred = decoder.iou_prediction_head(tokens.iou_token)[:, 1:]  # (N, 3)
@@ -209,21 +236,105 @@ def automatic_loss(model, frame: AutoFrame, xy: torch.Tensor, ids: torch.Tensor,
     best = combined.min(dim=1).values
     # background points: every candidate towards empty (focal only)
     mask_l = torch.where(inside, best, FOCAL_WEIGHT * focal.mean(1)).mean()
-    with torch.no_grad():
-        actual = mask_iou(logits, target)  # (N, 3); background points get no weight below
-    # as SAM: the IoU head learns on points inside objects only (a point on
-    # the background is taught an empty mask, which segment-everything drops)
-    w = inside.float()[:, None]
-    iou_l = (((iou_pred - actual) ** 2) * w).sum() / (3 * w.sum()).clamp(min=1.0)
-    return AutoLoss(mask_l + iou_l, float(mask_l.detach()), float(iou_l.detach()))
+    if cfg.iou_target == "best":
+        actual, w = best_match_iou(logits.detach(), frame.labels)  # (N, 3) each
+    else:
+        with torch.no_grad():
+            actual = mask_iou(logits, target)  # (N, 3); background points get no weight below
+        # as SAM: the IoU head learns on points inside objects only (a point on
+        # the background is taught an empty mask, which segment-everything drops)
+        w = inside.float()[:, None].expand(-1, 3)
+    iou_l = (((iou_pred - actual) ** 2) * w).sum() / w.sum().clamp(min=1.0)
+    total = mask_l + iou_l
+    if cfg.train_transformer and teacher is not None:
+        total = total + cfg.distill_weight * distillation_loss(model, teacher, feats, pix, sparse[inside], dense[inside],
+                                                               frame, cfg, rng)
+    return AutoLoss(total, float(mask_l.detach()), float(iou_l.detach()))
 
 
-def trainable_parameters(model) -> list[torch.nn.Parameter]:
-    """The multimask tokens' hypernetworks and the IoU head; all the rest
-    is frozen (``requires_grad`` False)."""
+def best_match_iou(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IoU of every thresholded candidate (``N x M x L x L`` logits) with the
+    object of ``labels`` it overlaps best, and a weight: 1 for candidates of
+    at least 4 pixels (segment-everything drops smaller ones), else 0."""
+    pred = (logits > 0).flatten(2).float()  # (N, M, P)
+    ids = torch.unique(labels)
+    ids = ids[ids > 0]
+    area = pred.sum(-1)
+    if not len(ids):
+        return torch.zeros_like(area), (area >= 4).float()
+    objects = (labels.flatten()[None] == ids[:, None]).float()  # (T, P)
+    inter = pred @ objects.T  # (N, M, T)
+    union = area[..., None] + objects.sum(-1) - inter
+    return (inter / union.clamp(min=1.0)).max(-1).values, (area >= 4).float()
+
+
+def _held_outputs(model, pix, high, sparse, dense) -> list[torch.Tensor]:
+    """What clicking and tracking read from the decoder: the single-mask
+    logits, the object score and the single-mask token (the pointer's
+    input)."""
+    decoder = model.mask_decoder
+    tokens = decoder.decode_tokens(pix, model.prompt_encoder.dense_pe(), sparse, dense, high)
+    out = [decoder.mask_logits(tokens, range(0, 1)), tokens.mask_tokens[:, 0]]
+    if tokens.score_token is not None:
+        out.append(decoder.pred_obj_score_head(tokens.score_token))
+    return out
+
+
+def distillation_loss(model, teacher, feats, pix, sparse, dense, frame: AutoFrame, cfg: AutoTrainConfig,
+                      rng: np.random.Generator) -> torch.Tensor:
+    """Mean squared difference between the model's and the starting
+    model's held outputs (:func:`_held_outputs`) for (1) the point prompts
+    inside objects on the image's own features (clicks) and (2) no prompt on
+    features conditioned on a memory of up to ``distill_objects`` objects,
+    written by the starting model from a click on each on the same frame
+    (tracking: a next frame that looks like this one). The memory
+    attention, the encoders and the pointer projection are frozen and shared."""
+    from ..model.tracking import read_memory
+
+    terms = []
+    n = sparse.shape[0]
+    if n:
+        high = None if feats.high_res is None else tuple(h.expand(n, -1, -1, -1) for h in feats.high_res)
+        args = (pix.expand(n, -1, -1, -1), high, sparse, dense)
+        with torch.no_grad():
+            want = _held_outputs(teacher, *args)
+        terms += [F.mse_loss(a, b) for a, b in zip(_held_outputs(model, *args), want)]
+    ids = torch.unique(frame.labels)
+    ids = ids[ids > 0]
+    if len(ids):
+        pick = ids[torch.from_numpy(rng.permutation(len(ids))[: cfg.distill_objects])]
+        k = len(pick)
+        xy, _ = zip(*(sample_points((frame.labels == i).long(), 1, 1.0, rng) for i in pick))
+        xy = torch.cat(xy) * (model.image_size / cfg.loss_size)
+        with torch.no_grad():
+            rows = type(feats)(feats.embedding.expand(k, -1, -1, -1),
+                               None if feats.high_res is None else tuple(h.expand(k, -1, -1, -1) for h in feats.high_res))
+            step = teacher.track_step(rows, readout=None, points=PointPrompts(xy[:, None, :], torch.ones(k, 1, dtype=torch.int32)))
+            entry = _Memory(step.memory, step.head.obj_ptr)
+            readout = read_memory(1, {0: entry}, {}, config=teacher.config.tracking, num_frames=8, reverse=False)
+            mem_pix = teacher.condition(rows.embedding, readout)
+            blank = PointPrompts(torch.zeros(k, 1, 2), torch.full((k, 1), -1, dtype=torch.int32))
+            b_sparse, b_dense = teacher.prompt_encoder(blank, None)
+            args = (mem_pix, rows.high_res, b_sparse, b_dense)
+            want = _held_outputs(teacher, *args)
+        terms += [F.mse_loss(a, b) for a, b in zip(_held_outputs(model, *args), want)]
+    return torch.stack(terms).sum() if terms else pix.new_zeros(())
+
+
+class _Memory(NamedTuple):
+    features: torch.Tensor
+    obj_ptr: torch.Tensor
+
+
+def trainable_parameters(model, transformer: bool = False) -> list[torch.nn.Parameter]:
+    """The multimask tokens' hypernetworks and the IoU head (and with
+    ``transformer`` the decoder's transformer and its IoU and mask tokens);
+    all the rest is frozen (``requires_grad`` False)."""
     decoder = model.mask_decoder
     keep = [p for i in MULTIMASK for p in decoder.output_hypernetworks_mlps[i].parameters()]
     keep += list(decoder.iou_prediction_head.parameters())
+    if transformer:
+        keep += list(decoder.transformer.parameters()) + [decoder.iou_token.weight, decoder.mask_tokens.weight]
     ids = {id(p) for p in keep}
     for p in model.parameters():
         p.requires_grad_(id(p) in ids)
@@ -262,7 +373,14 @@ def train_automatic(cfg: AutoTrainConfig, out_dir: str | Path, *, log=print) -> 
     rng = np.random.default_rng(cfg.seed)
     model = load_model(cfg.init, device="cpu", progress=False)
     model.eval()
-    params = trainable_parameters(model)
+    params = trainable_parameters(model, cfg.train_transformer)
+    teacher = None
+    if cfg.train_transformer:
+        import copy
+
+        teacher = copy.deepcopy(model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     size = model.image_size
     pool: list[AutoFrame] = []
@@ -302,13 +420,14 @@ def train_automatic(cfg: AutoTrainConfig, out_dir: str | Path, *, log=print) -> 
         for _ in range(cfg.images_per_step):
             frame = pool[int(rng.integers(len(pool)))]
             xy, ids = sample_points(frame.labels, cfg.points_per_image, cfg.inside_fraction, rng)
-            lp = automatic_loss(model, frame, xy, ids, cfg)
+            lp = automatic_loss(model, frame, xy, ids, cfg, teacher, rng)
             (lp.total / cfg.images_per_step).backward()
-            parts.append((lp.mask, lp.iou))
+            parts.append((lp.mask, lp.iou, float(lp.total.detach())))
         opt.step()
         if step % 10 == 0:
-            m, i = np.mean(parts, axis=0)
-            log(json.dumps({"step": step, "mask": round(float(m), 4), "iou": round(float(i), 4)}))
+            m, i, t = np.mean(parts, axis=0)
+            log(json.dumps({"step": step, "mask": round(float(m), 4), "iou": round(float(i), 4),
+                            "total": round(float(t), 4)}))
         over_time = cfg.time_limit_min > 0 and time.monotonic() - started > 60 * cfg.time_limit_min
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps or over_time:
             evaluate_and_keep(step + 1)
