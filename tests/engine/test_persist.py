@@ -90,6 +90,41 @@ def test_a_zip_round_trips_and_saving_again_replaces_the_old_version(model, data
     np.testing.assert_array_equal(loaded.labels, s.labels)
 
 
+def _chunk_files(folder):
+    version = folder / (folder / "CURRENT").read_text()
+    return {p.relative_to(version / "labels.zarr").as_posix(): p.stat().st_ino
+            for p in (version / "labels.zarr").rglob("*") if p.is_file() and not p.name.startswith("zarr")
+            and p.name != ".zarray"}
+
+
+def test_saving_again_writes_only_the_frames_that_changed(model, data, tmp_path):
+    s = StackSession(model, data)
+    for f in range(len(data)):
+        s.labels[f, 5 + f : 15 + f, 5:15] = 1  # a different frame each time
+    folder = tmp_path / "cells.sam2"
+    s.save(folder)  # before any object is prompted: labels only
+    first = _chunk_files(folder)
+    assert len(first) == len(data)
+    s.labels[2, 30:34, 30:34] = 2
+    s.save(folder)
+    second = _chunk_files(folder)
+    assert second.keys() == first.keys()
+    changed = [k for k in first if first[k] != second[k]]
+    assert len(changed) == 1 and "2" in changed[0].split("/")  # frame 2's chunk only: the rest are linked
+    loaded = StackSession.load(folder, model, data)
+    np.testing.assert_array_equal(loaded.labels, s.labels)
+    assert loaded.object_ids == []
+    # a version whose digests do not fit (another shape) is not linked from
+    doc_path = folder / (folder / "CURRENT").read_text() / "session.json"
+    doc = json.loads(doc_path.read_text())
+    doc["shape"][1] += 1
+    doc_path.write_text(json.dumps(doc))
+    s.save(folder)
+    third = _chunk_files(folder)
+    assert all(third[k] != second[k] for k in second)
+    np.testing.assert_array_equal(StackSession.load(folder, model, data).labels, s.labels)
+
+
 def test_loading_says_what_differs(model, data, tmp_path):
     s = _session(model, data)
     path = s.save(tmp_path / "cells.sam2")

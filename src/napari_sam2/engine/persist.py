@@ -13,7 +13,11 @@ A session file is a folder (or a ``.zip`` of the same content)::
                            candidates), named in session.json
 
 Saving writes a new version folder beside the old one and then replaces
-``CURRENT`` atomically; the old version is removed only after that. A save
+``CURRENT`` atomically; the old version is removed only after that. A
+label frame that has not changed since the version before (its digest in
+``session.json`` is the same) is not written again: its chunk file is
+hard-linked into the new version, so that autosaving after a click writes
+the frames that click changed, not the whole stack. A save
 interrupted at any point (a crash, a killed process) leaves the previous
 version loadable. A ``.zip`` is written to a temporary name and moved into
 place.
@@ -174,29 +178,87 @@ def _from_runs(runs, n: int) -> np.ndarray:
     return out
 
 
-def _write_version(folder: Path, doc: dict, arrays: dict[str, dict[str, np.ndarray]], labels) -> None:
+def _write_version(folder: Path, doc: dict, arrays: dict[str, dict[str, np.ndarray]], labels,
+                   previous: Path | None = None) -> None:
+    """Write a complete version into the new ``folder``; label frames whose
+    digest equals the one in the ``previous`` version folder are linked from
+    it instead of written (where the file system allows)."""
     import zarr
 
     folder.mkdir()
     n, h, w = doc["shape"]
     store = zarr.open(str(folder / LABELS), mode="w", shape=(n, h, w), chunks=(1, h, w),
                       dtype=doc["labels_dtype"], fill_value=0)
+    before = _previous_digests(previous, doc)
+    digests, linked = [], set()
     for f in range(n):
-        store[f] = np.asarray(labels[f])
+        frame = np.ascontiguousarray(labels[f])
+        digest = hashlib.blake2b(frame.data, digest_size=16).hexdigest()
+        digests.append(digest)
+        link = _link_chunk(store, previous, folder, f) if before and before[f] == digest else None
+        if link is None:
+            store[f] = frame
+        else:
+            linked.add(link)
+    doc["frame_digests"] = digests
     for name, content in arrays.items():
         buf = io.BytesIO()
         (np.savez_compressed if name == MASKS else np.savez)(buf, **content)  # states: float noise
         write_synced(folder / name, buf.getvalue())
     write_synced(folder / DOCUMENT, json.dumps(doc, indent=1).encode())
-    _fsync_tree(folder)
+    _fsync_tree(folder, skip=linked)  # linked files were made durable by the save that wrote them
+
+
+def _previous_digests(previous: Path | None, doc: dict) -> list | None:
+    """The frame digests of the version folder ``previous`` when its labels
+    have the same shape and dtype (else, or when unreadable, None)."""
+    if previous is None:
+        return None
+    try:
+        old = json.loads((previous / DOCUMENT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    digests = old.get("frame_digests")
+    if (old.get("shape") != doc["shape"] or old.get("labels_dtype") != doc["labels_dtype"]
+            or not isinstance(digests, list) or len(digests) != doc["shape"][0]):
+        return None
+    return digests
+
+
+def _chunk_key(store, frame: int) -> str | None:
+    """The file name, inside the array's folder, of ``frame``'s chunk."""
+    encode = getattr(getattr(store, "metadata", None), "encode_chunk_key", None)  # zarr 3
+    if encode is not None:
+        return encode((frame, 0, 0))
+    key = getattr(store, "_chunk_key", None)  # zarr 2
+    return None if key is None else key((frame, 0, 0))
+
+
+def _link_chunk(store, previous: Path, folder: Path, frame: int) -> Path | None:
+    """Hard-link ``frame``'s chunk file of ``previous`` into ``folder`` and
+    return the new path; None when there is none (e.g. an empty frame zarr
+    did not write) or the file system cannot link (the caller writes the
+    frame then)."""
+    key = _chunk_key(store, frame)
+    if key is None:
+        return None
+    source, target = previous / LABELS / key, folder / LABELS / key
+    if not source.is_file():
+        return None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+    except OSError:
+        return None
+    return target
 
 
 def _save_folder(target: Path, doc, arrays, labels) -> None:
     target.mkdir(exist_ok=True)
-    _current_version(target, missing_ok=True)  # a folder whose CURRENT is damaged is not overwritten
+    previous = _current_version(target, missing_ok=True)  # a folder whose CURRENT is damaged is not overwritten
     version = f"v-{uuid.uuid4().hex[:12]}"
     try:
-        _write_version(target / version, doc, arrays, labels)
+        _write_version(target / version, doc, arrays, labels, previous)
         tmp = target / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
         write_synced(tmp, version.encode())
         os.replace(tmp, target / CURRENT)  # the switch: atomic
@@ -227,9 +289,9 @@ def _save_zip(target: Path, doc, arrays, labels) -> None:
         fsync_folder(target.parent)
 
 
-def _fsync_tree(folder: Path) -> None:
+def _fsync_tree(folder: Path, skip: set = frozenset()) -> None:
     for p in folder.rglob("*"):
-        if p.is_file():
+        if p.is_file() and p not in skip:
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())
     for p in [folder, *[d for d in folder.rglob("*") if d.is_dir()]]:
@@ -378,7 +440,8 @@ def _records_with_masks(doc, masks, size, where) -> list[ObjectRecord]:
             frames[key] = entry
         plain["objects"].append({"id": item["id"], "frames": frames,
                                  **({"name": item["name"]} if "name" in item else {})})
-    records = parse_objects(plain, where=f"session {where!r}", allow_empty_frames=True)
+    # a session saved before any object was prompted (labels only) has none
+    records = parse_objects(plain, where=f"session {where!r}", allow_empty_frames=True) if plain["objects"] else []
     out = []
     for rec in records:
         frames = {f: FrameRecord(fr.points, fr.labels, fr.box, mask_of.get((rec.id, f)))
