@@ -99,7 +99,7 @@ def test_batch_runs_every_stack_reports_the_broken_one_and_a_rerun_skips(client,
         assert report["status"] == "done" and report["frames"] == FRAMES and report["objects"] == 1
         assert report["model"] == "demo" and report["settings"]["direction"] == "forward"
         assert report["napari_sam2_version"]
-        assert sorted(report["outputs"]) == ["ctc", "labels.tif", "objects.csv", "session.sam2"]
+        assert sorted(report["outputs"]) == ["ctc", "labels.tif", "lineage.csv", "objects.csv", "session.sam2"]
         ctc_mask = tifffile.imread(out / name / "ctc" / "mask000.tif")
         np.testing.assert_array_equal(ctc_mask > 0, labels[0] > 0)
         with open(out / name / "objects.csv", newline="") as fh:

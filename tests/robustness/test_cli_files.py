@@ -159,6 +159,14 @@ def test_whole_tiff_still_reads(tmp_path):
             path = tmp_path / f"s{compression}{imagej}.tif"
             tifffile.imwrite(path, stack, photometric="minisblack", compression=compression, imagej=imagej)
             np.testing.assert_array_equal(np.asarray(_read_stack(str(path))), stack)
+    # a compressed stack is read frame by frame, not decoded whole
+    path = tmp_path / "tzyx.tif"
+    tzyx = (np.random.default_rng(1).random((4, 3, 16, 20)) * 4000).astype(np.uint16)
+    tifffile.imwrite(path, tzyx, photometric="minisblack", compression="zlib", metadata={"axes": "TZYX"})
+    lazy = _read_stack(str(path))
+    assert not isinstance(lazy, np.ndarray) and lazy.shape == tzyx.shape
+    np.testing.assert_array_equal(np.asarray(lazy[2]), tzyx[2])
+    np.testing.assert_array_equal(np.asarray(lazy[:, 1]), tzyx[:, 1])
     rgb = (np.random.default_rng(0).random((4, 16, 16, 3)) * 255).astype(np.uint8)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb", imagej=True)
     np.testing.assert_array_equal(np.asarray(_read_stack(str(tmp_path / "rgb.tif"))), rgb)

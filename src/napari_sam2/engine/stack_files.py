@@ -2,7 +2,9 @@
 
 One function, :func:`open_stack`, used by the command line and the batch
 runner: it returns an array-like read lazily frame by frame (a numpy memmap,
-a zarr array) or, for compressed TIFFs, the decoded array, and refuses files
+a zarr array; for compressed TIFFs a zarr view that decodes the pages a
+frame needs when it is read, after every page was decoded once, one at a
+time, to check the file), and refuses files
 that are not a whole stack with an error that names the file: fewer pages
 than the file declares, a broken page chain, undecodable data (tifffile
 itself only logs warnings for these and returns what it could read).
@@ -102,10 +104,18 @@ def _read_tiff(path) -> Any:
             if mismatch is not None:
                 raise damaged(mismatch)
             compressed = any(page.compression != 1 for page in series.pages if page is not None)
-            try:
-                data = series.asarray() if compressed else tifffile.memmap(path, mode="r")
-            except (ValueError, tifffile.TiffFileError, OSError):
-                data = series.asarray()
+            data = None
+            if compressed:
+                for page in series.pages:  # every page decodes (one in memory at a time)
+                    if page is not None:
+                        page.asarray()
+            else:
+                try:
+                    data = tifffile.memmap(path, mode="r")
+                except (ValueError, tifffile.TiffFileError, OSError):
+                    data = series.asarray()
+            if data is None:
+                data = _lazy_pages(path, series)
     except DamagedStackError:
         raise
     except FileNotFoundError:
@@ -117,6 +127,19 @@ def _read_tiff(path) -> Any:
     if handler.messages:
         raise damaged(handler.messages[0])
     return data
+
+
+def _lazy_pages(path, series):
+    """The series as a read-only zarr array over the file (a chunk per
+    page, decoded when read); the decoded array where zarr cannot."""
+    import tifffile
+
+    try:
+        import zarr
+
+        return zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+    except Exception:  # an old tifffile/zarr pairing without the store
+        return series.asarray()
 
 
 def _open_zarr(p: Path):
