@@ -68,24 +68,24 @@ def clicked(demo, truth, tmp_path_factory):
 
 
 def test_track_everything_finds_divisions(automatic):
-    # shipped demo model: TRA 0.716, BC(0) 0.333; 1 division found, 4 missed, 0 invented
+    # shipped demo model: TRA 0.718, BC(0) 0.333; 1 division found, 4 missed, 0 invented
     assert automatic["TRA"] >= 0.65 and automatic["BC(0)"] >= 0.25, automatic
     assert automatic["found"] >= 1 and automatic["invented"] <= 2, automatic
 
 
-@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.716, BC(0) 0.333 (py-ctcmetrics); "
+@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.718, BC(0) 0.333 (py-ctcmetrics); "
                    "1 of 5 divisions found, 0 invented")
 def test_track_everything_meets_the_lineage_target(automatic):
     assert automatic["TRA"] >= 0.85 and automatic["BC(0)"] >= 0.6, automatic
 
 
 def test_one_click_per_cell_finds_divisions(clicked):
-    # shipped demo model: TRA 0.828, BC(0) 0.286; 1 division found, 4 missed, 1 invented
+    # shipped demo model: TRA 0.825, BC(0) 0.286; 1 division found, 4 missed, 1 invented
     assert clicked["TRA"] >= 0.75 and clicked["BC(0)"] >= 0.2, clicked
     assert clicked["found"] >= 1 and clicked["invented"] <= 3, clicked
 
 
-@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.828, BC(0) 0.286 (py-ctcmetrics); "
+@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.825, BC(0) 0.286 (py-ctcmetrics); "
                    "1 of 5 divisions found, 1 invented")
 def test_one_click_per_cell_meets_the_lineage_target(clicked):
     assert clicked["TRA"] >= 0.85 and clicked["BC(0)"] >= 0.6, clicked
