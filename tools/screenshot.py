@@ -7,7 +7,11 @@ window.
 
     python tools/screenshot.py sam2.1_hiera_tiny --out docs/screenshot.png
     python tools/screenshot.py path/to/demo.pt --point 0 120 84 --direction both
-    python tools/screenshot.py demo --cells 3     # the README's picture
+    python tools/screenshot.py demo --track-all   # the README's picture
+    python tools/screenshot.py demo --cells 3     # clicked cells instead
+
+``--track-all`` presses *Segment all* on frame 0, then *Track all* (new
+objects every ``--detect-every`` frames, divisions found) and *Show tracks*.
 
 On a machine without a display run it under ``xvfb-run -a``. The default
 clicks are the centres of the largest cells of the first frame that stay in
@@ -42,6 +46,8 @@ def take(
     *,
     points: list[tuple[int, float, float]] | None = None,
     cells: int = 1,
+    track_all: bool = False,
+    detect_every: int = 3,
     show_frame: int | None = None,
     direction: str = "forward",
     correction: tuple[int, float, float] | None = None,
@@ -57,14 +63,25 @@ def take(
     widget.load_model(model, device=device, image_size=image_size)
     if not widget.wait(timeout) or widget.model is None:
         raise RuntimeError(f"the model {model!r} did not load: {widget.status.text()}")
-    points = points if points else default_points(viewer, cells)
-    for t, y, x in points:  # one object per click
-        viewer.dims.set_current_step(0, int(t))
-        widget.new_object()
-        widget.add_point(int(t), y, x)
-    widget.propagate(direction)
-    if not widget.wait(timeout):
-        raise RuntimeError("propagation did not finish in time")
+    if track_all:
+        viewer.dims.set_current_step(0, 0)
+        widget.detect_every_box.setValue(detect_every)  # as if typed in the spin box
+        widget.divisions_box.setChecked(True)
+        widget.track_all()
+        if not widget.wait(timeout):
+            raise RuntimeError("Track all did not finish in time")
+        if not widget.status.text().startswith("Track all:"):
+            raise RuntimeError(f"Track all failed: {widget.status.text()}")
+        widget.show_tracks()
+    else:
+        points = points if points else default_points(viewer, cells)
+        for t, y, x in points:  # one object per click
+            viewer.dims.set_current_step(0, int(t))
+            widget.new_object()
+            widget.add_point(int(t), y, x)
+        widget.propagate(direction)
+        if not widget.wait(timeout):
+            raise RuntimeError("propagation did not finish in time")
     if correction is not None:  # a negative click on the last object: later frames go out of date
         t, y, x = correction
         viewer.dims.set_current_step(0, int(t))
@@ -77,6 +94,7 @@ def take(
         truth.visible = False  # show SAM 2's labels, not the answer
     viewer.layers.selection.active = widget.points_layer
     widget.wait(timeout)
+    viewer.reset_view()  # the whole frame in the canvas the dock left
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(out), canvas_only=False)
@@ -90,6 +108,9 @@ def main(argv=None) -> int:
     parser.add_argument("--point", nargs=3, type=float, metavar=("T", "Y", "X"), action="append",
                         help="a click, one object each; repeatable (default: centres of the largest cells)")
     parser.add_argument("--cells", type=int, default=1, help="how many cells to click when no --point is given")
+    parser.add_argument("--track-all", action="store_true",
+                        help="Segment all on frame 0, Track all and Show tracks instead of clicks")
+    parser.add_argument("--detect-every", type=int, default=3, help="with --track-all: new objects every K frames")
     parser.add_argument("--show-frame", type=int, default=None, help="frame on screen (default: the last)")
     parser.add_argument("--direction", choices=("forward", "backward", "both"), default="forward")
     parser.add_argument("--correct", nargs=3, type=float, metavar=("T", "Y", "X"), default=None,
@@ -110,6 +131,7 @@ def main(argv=None) -> int:
     try:
         points = [(int(t), y, x) for t, y, x in args.point or []]
         path, _ = take(viewer, args.model, args.out, points=points, cells=args.cells,
+                    track_all=args.track_all, detect_every=args.detect_every,
                     show_frame=args.show_frame, direction=args.direction,
                     correction=None if args.correct is None else (int(args.correct[0]), *args.correct[1:]),
                     device=args.device, image_size=args.image_size, size=tuple(args.size))

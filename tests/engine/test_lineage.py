@@ -32,7 +32,7 @@ def _halves(shape):
     left = np.zeros(shape, bool)
     left[10:24, 8:20] = True
     right = np.zeros(shape, bool)
-    right[10:24, 22:34] = True
+    right[10:24, 22:31] = True  # clear of object 2 (from column 31 on frame 3), which would win a shared pixel
     return left, right
 
 

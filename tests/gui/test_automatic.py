@@ -19,6 +19,13 @@ def truth_under(truth: np.ndarray, labels: np.ndarray, obj: int) -> int:
     return int(values[np.argmax(counts)]) if len(values) else -1
 
 
+def on_one_cell(truth: np.ndarray, labels: np.ndarray, obj: int, share: float = 0.6) -> bool:
+    """Whether at least ``share`` of ``obj``'s pixels lie on one cell (not a
+    mask spread over two touching cells, whose majority may flip)."""
+    _, counts = np.unique(truth[labels == obj], return_counts=True)
+    return len(counts) > 0 and counts.max() >= share * counts.sum()
+
+
 def test_segment_all_track_all_show_tracks_and_undo(make_viewer, demo_model, qtbot):
     from napari_sam2._sample_data import cells_timelapse
 
@@ -63,11 +70,13 @@ def test_segment_all_track_all_show_tracks_and_undo(make_viewer, demo_model, qtb
     assert objects[: len(first)] == first and set(np.unique(labels.data)) - {0} <= set(objects)
     assert all(labels.data[f].any() for f in range(FRAMES))
     np.testing.assert_array_equal(labels.data[0], segmented[0])  # nothing new on frame 0
-    # the same cells, frame after frame (an object may leave or be lost)
+    # the same cells, frame after frame (an object may leave or be lost; the
+    # demo model may spread one mask over two touching cells, at most once)
     kept = [obj for obj in first if (labels.data[-1] == obj).any()]
-    followed = [obj for obj in kept
+    single = [obj for obj in kept if on_one_cell(truth[0], labels.data[0], obj)]
+    followed = [obj for obj in single
                 if truth_under(truth[-1], labels.data[-1], obj) == truth_under(truth[0], labels.data[0], obj)]
-    assert len(kept) >= len(first) - 2 and followed == kept
+    assert len(kept) >= len(first) - 2 and len(single) >= len(kept) - 1 and followed == single
     tracked = labels.data.copy()
 
     # Show tracks: one row per object and frame, at its centroid

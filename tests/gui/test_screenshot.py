@@ -42,3 +42,24 @@ def test_screenshot_of_the_docked_widget(make_viewer, tiny_checkpoint, tmp_path)
     assert len(colours) > 200
     # the dock widget's side (right) and the canvas are both drawn
     assert pixels[:, : width // 2].std() > 10 and pixels[:, width // 2:].std() > 10
+
+
+def test_screenshot_of_track_all(make_viewer, tmp_path):
+    """The README's picture: Segment all and Track all with the demo model
+    (new objects every 3 frames, divisions looked for), then Show tracks."""
+    from PIL import Image
+
+    tool = load_tool()
+    viewer = make_viewer(show=True)
+    out, widget = tool.take(viewer, "demo", tmp_path / "track_all.png", track_all=True, detect_every=3,
+                            device="cpu", size=(1200, 800))
+    assert widget.detect_every_box.value() == 3 and widget.divisions_box.isChecked()
+    labels = widget.labels_layer.data
+    assert all(labels[t].any() for t in range(labels.shape[0]))  # every frame tracked
+    assert len(widget.objects) >= 5 and widget.session.prompted_frames(widget.objects[0]) == [0]
+    tracks = viewer.layers[f"{viewer.layers[0].name} SAM 2 tracks"]
+    assert {int(i) for i in np.asarray(tracks.data)[:, 0]} == set(np.unique(labels)) - {0}
+    assert widget.status.text().startswith("Tracks of ")
+    assert viewer.dims.current_step[0] == labels.shape[0] - 1
+    pixels = np.asarray(Image.open(out).convert("RGB"))
+    assert pixels.shape[1] >= 800 and pixels.std() > 20
