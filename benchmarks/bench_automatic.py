@@ -15,6 +15,14 @@ post-processing. Cases:
 
 ``n_masks`` (both sides) shows that they kept the same masks.
 
+* ``track_everything_sample``: ``StackSession.track_everything`` with the
+  shipped demo model on the sample time-lapse (256 px; ``--quick``: its
+  first 6 frames), new objects every 5 frames, with and without division
+  finding: seconds per frame, encoding included. Meta's ``sam2`` has no
+  track-everything, so there is no reference side; ``ratio`` is against
+  our own ``propagate`` of the frame-0 objects in the same run (what the
+  detection frames and the division checks cost on top of tracking).
+
     python benchmarks/bench_automatic.py            # 1024 px, 32 x 32 points
     python benchmarks/bench_automatic.py --quick    # 256 px, 8 x 8 points
 """
@@ -115,13 +123,80 @@ def run_case(name: str, size: int, points: int, repeats: int) -> None:
     )
 
 
+TRACK_CASE = "track_everything_sample"
+
+
+def run_track_case(frames: int | None, repeats: int) -> None:
+    import time
+
+    from napari_sam2 import load_model
+    from napari_sam2._sample_data import cells_timelapse
+    from napari_sam2.engine import StackSession
+    from napari_sam2.engine.divisions import DivisionOptions
+
+    (image, _, _), _ = cells_timelapse()
+    image = image[:frames] if frames else image
+    n = len(image)
+    model = load_model("demo", device="cpu")
+    log(f"{TRACK_CASE}: demo model, {n} frames of the sample time-lapse")
+    result = {}
+
+    def track(divisions):
+        def run():
+            session = StackSession(model, image)
+            t0 = time.perf_counter()
+            written = sum(1 for _ in session.track_everything(detect_every=5, divisions=divisions))
+            elapsed = time.perf_counter() - t0
+            assert written == n, f"track_everything wrote {written} of {n} frames"
+            result[divisions is not None] = (len(session.object_ids), len(session.lineage.links()))
+            return elapsed
+        return run
+
+    first = StackSession(model, image).segment_everything(0).labels  # the frame-0 objects of Track all
+
+    def propagate_only():
+        session = StackSession(model, image)  # a new one: frame 0 is encoded in the time, as above
+        t0 = time.perf_counter()
+        for obj in np.unique(first[first > 0]):
+            session.add_mask(int(obj), 0, first == obj)
+        written = sum(1 for _ in session.propagate())
+        assert written == n
+        return time.perf_counter() - t0
+
+    samples = {"plain": [], "divisions": [], "propagate": []}
+    for _ in range(repeats + 1):  # the first round warms up
+        for key, run in (("plain", track(None)), ("divisions", track(DivisionOptions())),
+                         ("propagate", propagate_only)):
+            samples[key].append(run() / n)
+    samples = {k: v[1:] for k, v in samples.items()}
+    log(f"  s per frame: {({k: [round(t, 3) for t in v] for k, v in samples.items()})}")
+    emit(
+        {
+            "case": TRACK_CASE,
+            **settings(model.image_size, model="demo", frames=n, frame_shape=list(image.shape[1:]),
+                       detect_every=5, device="cpu", dtype="float32"),
+            "ours": {"s_per_frame": r6(median(samples["plain"])),
+                     "s_per_frame_divisions": r6(median(samples["divisions"])),
+                     "objects": result[False][0], "objects_divisions": result[True][0],
+                     "divisions_found": result[True][1]},
+            "reference": None,
+            "reference_note": "Meta's sam2 has no track-everything; ratio is against our propagate() "
+                              "of the frame-0 objects (encoding included on both)",
+            "propagate_s_per_frame": r6(median(samples["propagate"])),
+            "ratio": r6(ratio(median(samples["plain"]), median(samples["propagate"]))),
+            "samples": {k: [r6(t) for t in v] for k, v in samples.items()},
+        }
+    )
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny run for the smoke test (256 px, 8 x 8 points)")
     p.add_argument("--size", type=int, default=None, help="frame and model size (default 1024)")
     p.add_argument("--points", type=int, default=None, help="points per side (default 32)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per side (default 2)")
-    p.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
+    p.add_argument("--cases", default=",".join([*CASES, TRACK_CASE]),
+                   help="comma-separated: " + ", ".join([*CASES, TRACK_CASE]))
     add_threads_option(p)
     args = p.parse_args(argv)
     require_reference()
@@ -130,10 +205,15 @@ def main(argv=None) -> None:
     size = args.size or (256 if args.quick else 1024)
     points = args.points or (8 if args.quick else 32)
     repeats = args.repeats or (1 if args.quick else 2)
-    for name in args.cases.split(","):
-        if name not in CASES:
-            raise SystemExit(f"unknown case {name!r}; choose from {', '.join(CASES)}")
-        run_case(name, size, points, repeats)
+    names = args.cases.split(",")
+    for name in names:
+        if name not in CASES and name != TRACK_CASE:
+            raise SystemExit(f"unknown case {name!r}; choose from {', '.join([*CASES, TRACK_CASE])}")
+    for name in names:
+        if name == TRACK_CASE:
+            run_track_case(6 if args.quick else None, repeats)
+        else:
+            run_case(name, size, points, repeats)
 
 
 if __name__ == "__main__":

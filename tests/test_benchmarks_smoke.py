@@ -125,7 +125,12 @@ def test_bench_preview_quick():
 def test_bench_automatic_quick():
     _need_reference()
     records = {r["case"]: r for r in _run("bench_automatic.py")}
-    assert set(records) == {"segment_everything_defaults", "segment_everything_keep_all"}
+    assert set(records) == {"segment_everything_defaults", "segment_everything_keep_all", "track_everything_sample"}
+    track = records.pop("track_everything_sample")  # ours only: Meta's sam2 has no track-everything
+    assert track["model"] == "demo" and track["frames"] == 6 and track["reference"] is None
+    assert _number(track["ours"]["s_per_frame"]) and _number(track["ours"]["s_per_frame_divisions"])
+    assert _number(track["propagate_s_per_frame"]) and _number(track["ratio"])
+    assert track["ours"]["objects"] >= 5 and len(track["samples"]["plain"]) == 1
     for rec in records.values():
         assert rec["points_per_side"] == 8 and rec["features_cached"] is True
         assert _number(rec["ours"]["s"]) and _number(rec["reference"]["s"]) and _number(rec["ratio"])

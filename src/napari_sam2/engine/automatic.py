@@ -34,6 +34,7 @@ from scipy import ndimage
 from ..model import FrameFeatures, PointPrompts, SAM2Model
 from ..model.device import autocast_for
 from .frames import IMAGENET_MEAN, IMAGENET_STD, FrameSource
+from .touching import split_candidates
 
 # boxes this close (pixels) to a crop's inner edge are cut by it: dropped
 CROP_EDGE_TOLERANCE = 20.0
@@ -69,7 +70,12 @@ class AutomaticOptions:
     False for the demo model, whose clicks decode one mask but whose three
     multimask outputs and IoU head were trained for this mode).
 
-    Composing the label image: ``duplicate_overlap``: a mask more than this
+    Composing the label image: ``split_neck``: a mask over touching round
+    objects is split where its distance transform's saddle between two
+    peaks is at most this fraction of the lower peak (``engine/touching``;
+    None: masks as the generator gives them, as Meta's), and its pieces
+    under ``split_min_share`` of the largest piece are dropped (a spill onto
+    a neighbour); ``duplicate_overlap``: a mask more than this
     fraction of which better masks already claim is a duplicate (a part of
     an object already found) and is dropped.
 
@@ -84,7 +90,9 @@ class AutomaticOptions:
     across: a 32 x 32 grid, a lenient predicted-IoU cut (the shipped demo
     model's IoU head ranks poorly), a strict box NMS (touching cells have
     touching, not overlapping, boxes) and objects of at least 12 pixels and
-    at most a quarter of a 1024 x 1024 frame.
+    at most a quarter of a 1024 x 1024 frame; masks over two touching cells
+    split (``split_neck`` 0.8, ``split_min_share`` 0.4, chosen on training
+    seeds of the synthetic data: F1 0.73-0.76 -> 0.85-0.87 there).
     """
 
     points_per_side: int = 32
@@ -101,6 +109,8 @@ class AutomaticOptions:
     min_mask_region_area: int = 0
     use_m2m: bool = False
     multimask_output: bool | None = True
+    split_neck: float | None = 0.8
+    split_min_share: float = 0.4
     duplicate_overlap: float = 0.5
     min_object_area: int = 12
     max_object_area: int | None = 262144
@@ -128,8 +138,14 @@ class AutomaticOptions:
         for name in ("crop_layers", "min_mask_region_area", "min_object_area"):
             nonnegative_int(name)
         for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh",
-                     "crop_nms_thresh", "crop_overlap_ratio", "new_object_overlap", "duplicate_overlap"):
+                     "crop_nms_thresh", "crop_overlap_ratio", "new_object_overlap", "duplicate_overlap",
+                     "split_min_share"):
             fraction(name)
+        if self.split_neck is not None and (
+            isinstance(self.split_neck, bool) or not isinstance(self.split_neck, (int, float, np.floating))
+            or not 0.0 < self.split_neck <= 1.0
+        ):
+            raise ValueError(f"AutomaticOptions.split_neck must be a number in (0, 1] or None, got {self.split_neck!r}")
         for name in ("stability_score_offset", "mask_threshold"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"AutomaticOptions.{name} must be a finite number")
@@ -277,7 +293,11 @@ def compose_candidates(candidates: MaskCandidates, options: AutomaticOptions) ->
     higher predicted IoU (then stability) painted first, later masks only
     on free pixels; a mask more than ``duplicate_overlap`` of which is taken
     already, or left with fewer than ``min_object_area`` free pixels, is
-    dropped; ids 1, 2, ... in reading order of their boxes."""
+    dropped; ids 1, 2, ... in reading order of their boxes. Masks over
+    touching objects are split first (``options.split_neck``)."""
+    if options.split_neck is not None and len(candidates.boxes):
+        candidates = split_candidates(candidates, options.split_neck, options.split_min_share,
+                                      max(options.min_object_area, 1))
     height, width = candidates.size
     n = len(candidates.boxes)
     areas = np.array([candidates.area(i) for i in range(n)], dtype=np.int64)
