@@ -129,7 +129,7 @@ TRACK_CASE = "track_everything_sample"
 def run_track_case(frames: int | None, repeats: int) -> None:
     import time
 
-    from napari_sam2 import load_model
+    from napari_sam2 import AutomaticOptions, load_model
     from napari_sam2._sample_data import cells_timelapse
     from napari_sam2.engine import StackSession
     from napari_sam2.engine.divisions import DivisionOptions
@@ -174,7 +174,8 @@ def run_track_case(frames: int | None, repeats: int) -> None:
         {
             "case": TRACK_CASE,
             **settings(model.image_size, model="demo", frames=n, frame_shape=list(image.shape[1:]),
-                       detect_every=5, device="cpu", dtype="float32"),
+                       detect_every=5, points_per_side=AutomaticOptions().points_per_side,
+                       device="cpu", dtype="float32"),
             "ours": {"s_per_frame": r6(median(samples["plain"])),
                      "s_per_frame_divisions": r6(median(samples["divisions"])),
                      "objects": result[False][0], "objects_divisions": result[True][0],
