@@ -129,6 +129,29 @@ def test_the_watcher_reads_a_mask_that_splits_into_two_components(demo):
     assert event is None  # reported once: the same division is not given twice
 
 
+def test_a_mask_at_a_waist_is_two_cells_when_sams_decodes_do_not_separate():
+    """The split rule's fallback: two decodes that both give the whole mask
+    (SAM did not separate the cells) still give two cells when the mask
+    narrows to a neck; one round cell, or the fallback turned off, do not."""
+    from napari_sam2.engine.divisions import _two_cells
+
+    yy, xx = np.mgrid[0:64, 0:96]
+    left = (yy - 32) ** 2 + (xx - 38) ** 2 <= 10**2
+    right = (yy - 32) ** 2 + (xx - 55) ** 2 <= 10**2
+    pair = left | right
+    same = np.stack([np.where(pair, 5.0, -5.0)] * 2).astype(np.float32)  # both decodes: the whole mask
+    scores = np.array([3.0, 3.0], np.float32)
+    two = _two_cells(pair, same, scores, DivisionOptions())
+    assert two is not None and not (two[0] & two[1]).any() and np.array_equal(two[0] | two[1], pair)
+    assert sorted(max(_iou(m, c) for m in two) for c in (left, right))[0] > 0.85
+    assert _two_cells(pair, same, scores, DivisionOptions(split_neck=None)) is None  # SAM's decodes only
+    disc = (yy - 32) ** 2 + (xx - 48) ** 2 <= 13**2
+    whole = np.stack([np.where(disc, 5.0, -5.0)] * 2).astype(np.float32)
+    assert _two_cells(disc, whole, scores, DivisionOptions()) is None
+    with pytest.raises(ValueError, match="split_neck must be a number in \\(0, 1\\] or None"):
+        DivisionOptions(split_neck=0)
+
+
 def test_bad_options_are_named(demo):
     with pytest.raises(ValueError, match="persist must be an integer >= 1"):
         DivisionOptions(persist=0)

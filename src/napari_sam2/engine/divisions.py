@@ -11,6 +11,10 @@ forward in time:
   the other's as a negative click, without memory. Two cells give two
   masks that overlap little and each cover a good share of the mask; one
   cell gives the same mask twice (the negative click does not cut a cell).
+  Where SAM's two decodes do not separate, the mask's own shape may: a
+  distance transform that narrows to a neck between two peaks
+  (:func:`~napari_sam2.engine.touching.split_mask`, ``split_neck``) gives
+  the two cells when both hold a good share of the mask.
   A division is a mask that was one cell for ``min_mother_frames`` frames
   and then two cells for ``persist`` frames in a row: it happened on the
   first of those.
@@ -39,6 +43,7 @@ from ..model import PointPrompts
 from .labels import upsample_logits
 from .lineage import LineageState, label_presence, linked_state
 from .prompts import check_frame, check_object_id
+from .touching import split_mask
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import StackSession
@@ -75,6 +80,9 @@ class DivisionOptions:
     ``mother_elongation``: the mother's mask on the frame before the
     division is at most this elongated (1.35: cells round up to divide;
     None: any shape).
+    ``split_neck``: when SAM's decodes do not give two cells, the mask is
+    two cells if it splits at a neck this narrow relative to the lower of
+    its two distance-transform peaks (0.8; None: SAM's decodes only).
     ``area_drop``: the area ratio to the frame before that counts as
     halving (0.35 to 0.75). ``sister_area``: the sister's area relative to
     the kept half (0.4 to 2.5). ``max_distance``: pixels between the kept
@@ -92,6 +100,7 @@ class DivisionOptions:
     max_neck: float = 1.0
     min_growth: float = 1.08
     mother_elongation: float | None = 1.35
+    split_neck: float | None = 0.8
     area_drop: tuple[float, float] = (0.35, 0.75)
     sister_area: tuple[float, float] = (0.4, 2.5)
     max_distance: float = 4.0
@@ -112,6 +121,10 @@ class DivisionOptions:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
+        if self.split_neck is not None and (isinstance(self.split_neck, bool)
+                                            or not isinstance(self.split_neck, (int, float))
+                                            or not 0 < self.split_neck <= 1):
+            raise ValueError(f"split_neck must be a number in (0, 1] or None, got {self.split_neck!r}")
         if not isinstance(self.min_elongation, (int, float)) or self.min_elongation < 1:
             raise ValueError(f"min_elongation must be a number >= 1, got {self.min_elongation!r}")
         for name in ("max_distance", "max_neck", "min_growth", "mother_elongation"):
@@ -437,7 +450,28 @@ def _pair_clicks(halves):
 
 
 def _two_cells(mask, logits, scores, opt: DivisionOptions):
-    """The mask's two cells from the two decodes, or None when it is one."""
+    """The mask's two cells from the two decodes or, where those do not
+    separate, from its shape (``opt.split_neck``); None when it is one."""
+    two = _decoded_cells(mask, logits, scores, opt)
+    if two is None and opt.split_neck is not None:
+        two = _shaped_cells(mask, opt)
+    return two
+
+
+def _shaped_cells(mask, opt: DivisionOptions):
+    """Two cells at a neck of the mask's distance transform, each holding
+    ``opt.daughter_share`` of it, or None."""
+    pieces = split_mask(mask, opt.split_neck, opt.min_daughter_area)
+    if len(pieces) != 2:
+        return None
+    area = mask.sum()
+    if any(not opt.daughter_share[0] <= p.sum() / area <= opt.daughter_share[1] for p in pieces):
+        return None
+    return pieces[0], pieces[1]
+
+
+def _decoded_cells(mask, logits, scores, opt: DivisionOptions):
+    """The mask's two cells from SAM's two decodes, or None."""
     if (scores <= 0).any():
         return None
     a, b = logits[0] > 0, logits[1] > 0
