@@ -133,3 +133,59 @@ def test_session_stop_ends_track_everything_without_new_detections(demo):
     frames = [f for f, _ in session.track_everything(start=2, options=OPTIONS, detect_every=2)]
     assert frames == list(range(2, 8))
     assert session.labels[7].any()
+
+
+def test_a_tracked_mask_over_two_cells_is_separated_on_a_detection_frame(demo):
+    """Object 1 is one disc on frame 0 and, on frame 1, a mask over it and
+    its touching neighbour (as when a track spreads onto a neighbour): the
+    detection on frame 1 prompts object 1 with its own disc again and makes
+    the neighbour a new object. With divisions on, a mask that kept its
+    area is left to the division watcher; one that grew is separated."""
+    from napari_sam2.engine.track_all import _Tracker
+
+    image, truth = _discs(2, [(0, 1, 60, 60, 12, 0, 0), (0, 1, 60, 85, 12, 0, 0)])
+    own, neighbour = truth[1] == 1, truth[1] == 2
+
+    def spread_session():
+        session = StackSession(demo, image)
+        session.add_mask(1, 0, truth[0] == 1)
+        list(session.propagate(start=0, stop=0))
+        session.labels[1] = np.where(own | neighbour, 1, 0).astype(np.int32)  # the spread track
+        return session
+
+    session = spread_session()
+    tracker = _Tracker(session, OPTIONS)
+    assert tracker.detect(1, before=[0])
+    assert session.prompted_frames(1) == [0, 1]
+    mine = _prompt_mask(session, 1, 1)
+    assert _iou(mine, own) > 0.6 and (mine & own).sum() > 4 * (mine & neighbour).sum()  # its own disc
+    new = [o for o in session.object_ids if o != 1]
+    assert len(new) == 1 and session.prompted_frames(new[0]) == [1]
+    theirs = _prompt_mask(session, new[0], 1)  # the demo model's mask of it: on it (IoU about 0.4)
+    assert (theirs & neighbour).sum() > 0.9 * theirs.sum() and (theirs & neighbour).sum() > 0.3 * neighbour.sum()
+    list(session.propagate(start=1, stop=1))
+    tracked, added = session.labels[1] == 1, session.labels[1] == new[0]
+    assert _iou(tracked, own) > 0.6 and (tracked & neighbour).sum() < 0.2 * neighbour.sum()
+    assert (added & neighbour).sum() > 0.9 * added.sum()
+
+    off = spread_session()  # the option off: the spread mask stays, nothing new
+    assert not _Tracker(off, AutomaticOptions(points_per_side=12, separate_merged=False)).detect(1, before=[0])
+    assert off.prompted_frames(1) == [0] and off.object_ids == [1]
+
+    kept = spread_session()  # divisions on: a mask that did not grow is the watcher's
+    kept.labels[0] = np.where(own | neighbour, 1, 0).astype(np.int32)
+    assert not _Tracker(kept, OPTIONS, divisions=True).detect(1, before=[0])
+    assert kept.object_ids == [1]
+    grown = spread_session()  # ... one that doubled is separated
+    assert _Tracker(grown, OPTIONS, divisions=True).detect(1, before=[0]) and len(grown.object_ids) == 2
+    with pytest.raises(ValueError, match="separate_merged must be True or False"):
+        AutomaticOptions(separate_merged=1)
+
+
+def _iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def _prompt_mask(session, obj_id, frame):
+    record = next(r for r in session.prompt_records() if r.id == obj_id)
+    return np.asarray(record.frames[frame].mask, dtype=bool)

@@ -84,7 +84,10 @@ class AutomaticOptions:
     track-everything's ``new_object_overlap`` (an automatic object covered
     by tracked objects on less than this fraction of its pixels is new) and
     ``lost_after`` (frames in a row that SAM 2's object score says an object
-    is absent before it stops being tracked).
+    is absent before it stops being tracked) and ``separate_merged`` (on each
+    detection frame, a tracked mask that holds two or more automatic objects
+    is prompted again with the one that continues it, the others become new
+    objects; see ``engine/track_all``).
 
     The defaults suit cells and nuclei of a few to a few hundred pixels
     across: a 32 x 32 grid, a lenient predicted-IoU cut (the shipped demo
@@ -116,6 +119,7 @@ class AutomaticOptions:
     max_object_area: int | None = 262144
     new_object_overlap: float = 0.3
     lost_after: int = 3
+    separate_merged: bool = True
 
     def __post_init__(self) -> None:
         def positive_int(name: str) -> None:
@@ -149,6 +153,8 @@ class AutomaticOptions:
         for name in ("stability_score_offset", "mask_threshold"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"AutomaticOptions.{name} must be a finite number")
+        if not isinstance(self.separate_merged, bool):
+            raise ValueError(f"AutomaticOptions.separate_merged must be True or False, got {self.separate_merged!r}")
         if self.multimask_output not in (None, True, False):
             raise ValueError(f"AutomaticOptions.multimask_output must be True, False or None, got {self.multimask_output!r}")
         if self.max_object_area is not None:

@@ -11,6 +11,15 @@ nothing of the mask is left) for ``options.lost_after`` frames in a row
 stop being tracked; their labels stay, and ``session.object_frames(id)``
 lists the frames that hold them.
 
+A tracked mask can spread onto a touching neighbour and then hold two
+cells. On each detection frame, a tracked object whose mask holds two or
+more automatic objects (each mostly inside it, together most of it) is
+prompted there again with the one that continues it (most overlap with its
+mask on the frame before) and the others become new objects
+(``options.separate_merged``). With divisions on, only a mask that grew by
+``MERGE_GROWTH`` over the last few frames is so treated: a dividing cell
+keeps its area, and its two daughters are the division watcher's to find.
+
 With ``divisions`` (a :class:`~.divisions.DivisionOptions`), a forward pass
 also finds divisions (:class:`~.divisions.DivisionWatcher`): the mother's
 track ends, two daughters start, their mother is recorded in
@@ -33,6 +42,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import StackSession
 
 PASS_DIRECTIONS = ("forward", "backward")
+# with divisions on: a tracked mask holding several objects is separated
+# only when its area grew by this factor over the last GROWTH_FRAMES frames
+MERGE_GROWTH = 1.4
+GROWTH_FRAMES = 5
 
 
 def track_everything(
@@ -77,8 +90,8 @@ def track_everything(
     lo, hi = _span(session, start, stop)
     frames = list(range(lo, hi + 1)) if direction == "forward" else list(range(hi, lo - 1, -1))
     detect_at = set(range(0, len(frames), int(detect_every))) | {len(frames) - 1}
-    return _run(session, direction, frames, _Tracker(session, options), detect_at, watcher, progress,
-                session.stop_token())
+    return _run(session, direction, frames, _Tracker(session, options, divisions=watcher is not None), detect_at,
+                watcher, progress, session.stop_token())
 
 
 def propagate_divisions(
@@ -119,9 +132,10 @@ def _span(session, start, stop) -> tuple[int, int]:
 class _Tracker:
     """Ids handed out and consecutive absent frames per tracked object."""
 
-    def __init__(self, session, options: AutomaticOptions) -> None:
+    def __init__(self, session, options: AutomaticOptions, *, divisions: bool = False) -> None:
         self.session = session
         self.options = options
+        self.divisions = divisions
         used = max(session.object_ids, default=0)
         for f in range(session.num_frames):
             used = max(used, int(np.max(session.labels[f])))
@@ -135,22 +149,55 @@ class _Tracker:
             self.absent[obj_id] = 0
         return ids
 
-    def detect(self, frame: int) -> list[int]:
-        """Segment ``frame``; add every object not covered yet. New ids."""
+    def detect(self, frame: int, before: list[int] = ()) -> bool:
+        """Segment ``frame``: tracked objects that hold several automatic
+        objects are prompted again with theirs, every object not covered yet
+        is added (new ids). ``before``: the pass's frames before this one,
+        nearest first. True when anything was prompted."""
         result = self.session.segment_everything(frame, self.options)
-        covered = np.asarray(self.session.labels[frame]) != 0
+        labels = np.asarray(self.session.labels[frame])
+        covered = labels != 0
+        autos = [self._full(result, obj) for obj in result.objects]
+        separated = self._separate(labels, autos, before) if self.options.separate_merged else {}
+        for obj_id, k in separated.items():
+            self.session.add_mask(obj_id, frame, autos[k])
+            covered &= labels != obj_id
+            covered |= autos[k]
         found = []
-        for obj in result.objects:
-            y0, x0, y1, x1 = obj.bbox
-            mask = result.labels[y0:y1, x0:x1] == obj.id
-            overlap = covered[y0:y1, x0:x1][mask].mean()
-            if overlap < self.options.new_object_overlap:
-                full = np.zeros(result.labels.shape, dtype=bool)
-                full[y0:y1, x0:x1] = mask
+        for mask in autos:
+            if covered[mask].mean() < self.options.new_object_overlap:
                 (obj_id,) = self.take_ids(1)
-                self.session.add_mask(obj_id, frame, full)
+                self.session.add_mask(obj_id, frame, mask)
                 found.append(obj_id)
-        return found
+        return bool(found or separated)
+
+    @staticmethod
+    def _full(result, obj) -> np.ndarray:
+        y0, x0, y1, x1 = obj.bbox
+        full = np.zeros(result.labels.shape, dtype=bool)
+        full[y0:y1, x0:x1] = result.labels[y0:y1, x0:x1] == obj.id
+        return full
+
+    def _separate(self, labels: np.ndarray, autos: list[np.ndarray], before) -> dict[int, int]:
+        """``{tracked object: the automatic object that continues it}`` for the
+        tracked masks that hold two or more automatic objects."""
+        out = {}
+        areas = [int(a.sum()) for a in autos]
+        for obj_id in self.session.object_ids:
+            mask = labels == obj_id
+            area = int(mask.sum())
+            if not area:
+                continue
+            inside = [k for k, a in enumerate(autos) if areas[k] and (a & mask).sum() >= 0.5 * areas[k]]
+            if len(inside) < 2 or sum(int((autos[k] & mask).sum()) for k in inside) < 0.6 * area:
+                continue
+            earlier = [np.asarray(self.session.labels[f]) == obj_id for f in before]
+            earlier = [m for m in earlier if m.any()]
+            if self.divisions and (not earlier or area < MERGE_GROWTH * earlier[-1].sum()):
+                continue  # a dividing cell keeps its area: the watcher's to find
+            reference = earlier[0] if earlier else mask
+            out[obj_id] = max(inside, key=lambda k: int((autos[k] & reference).sum()))
+        return out
 
     def seen(self, ids, labels: np.ndarray) -> None:
         present = set(np.unique(labels).tolist())
@@ -220,7 +267,7 @@ def _run(session, direction, frames, tracker, detect_at, watcher, progress, toke
                 continue
         if end in pending:
             pending.remove(end)
-            if tracker.detect(frames[end]):
+            if tracker.detect(frames[end], frames[max(0, end - GROWTH_FRAMES):end][::-1]):
                 pos = end  # the next chunk tracks the detection frame again, with the new objects
                 if watcher is not None:
                     watcher.rewind(frames[end])
