@@ -6,7 +6,7 @@ centroids, and one undo step for each run."""
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QPoint, Qt
 
 from .test_widget import dock
 
@@ -120,3 +120,37 @@ def test_segment_all_track_all_show_tracks_and_undo(make_viewer, demo_model, qtb
     assert widget.wait(60)
     np.testing.assert_array_equal(labels.data, segmented)
     assert widget.objects == first
+
+
+def test_split_touching_cells_box(make_viewer, demo_model, qtbot):
+    """"Split touching cells" (on by default): unticked with a real click,
+    Segment all keeps SAM's masks as they are, so masks over two touching
+    cells of the sample stay one object; ticked again, they are split."""
+    from napari_sam2._sample_data import cells_timelapse
+
+    (image, kwargs, _), (truth, _, _) = cells_timelapse()
+    viewer = make_viewer()
+    viewer.add_image(image[:2], **kwargs)
+    widget = dock(viewer, demo_model)
+    widget.go_to_frame(0)
+    assert widget.wait(60)
+    box = widget.split_box
+    assert box.isChecked() and box.isEnabled()
+
+    def segment_all() -> int:
+        qtbot.mouseClick(widget.segment_all_button, Qt.LeftButton)
+        assert widget.wait(120)
+        return len(widget.objects)
+
+    tick = QPoint(box.style().pixelMetric(box.style().PM_IndicatorWidth) // 2 + 1, box.height() // 2)  # on the box
+    qtbot.mouseClick(box, Qt.LeftButton, pos=tick)
+    assert not box.isChecked()
+    whole = segment_all()
+    over_two = [obj for obj in widget.objects if not on_one_cell(truth[0], widget.labels_layer.data[0], obj)]
+    qtbot.mouseClick(widget.undo_button, Qt.LeftButton)
+    assert widget.wait(60) and widget.objects == []
+    qtbot.mouseClick(box, Qt.LeftButton, pos=tick)
+    assert box.isChecked()
+    split = segment_all()
+    assert split > whole and over_two  # the sample has touching cells SAM answers with one mask
+    assert sum(not on_one_cell(truth[0], widget.labels_layer.data[0], obj) for obj in widget.objects) < len(over_two)

@@ -75,15 +75,21 @@ class Automatic(QObject):
             self._runner.request_run("track", start, stop, options, int(every), divisions)
 
     def _resolve(self, options):
-        """The options to use (None, after an error, if these are not options)."""
+        """The options to use (None, after an error, if these are not options);
+        with "Split touching cells" unticked, without the split and the
+        separation of tracked masks."""
+        from dataclasses import replace
+
         from ..engine.automatic import AutomaticOptions
 
         options = self._options if options is None else options
         if options is None:
-            return automatic_defaults(*self._binding.image_shape()[-2:])
+            options = automatic_defaults(*self._binding.image_shape()[-2:])
         if not isinstance(options, AutomaticOptions):
             self.error.emit(f"options must be a napari_sam2.AutomaticOptions, got {type(options).__name__}")
             return None
+        if not self._controls.split_box.isChecked():
+            options = replace(options, split_neck=None, separate_merged=False)
         return options
 
     def show_tracks(self, graph=None):

@@ -46,7 +46,8 @@ PUBLIC = (
     "image_box", "labels_box", "axis_box", "intensity", "model_panel", "object_list", "new_button",
     "clear_button", "delete_button", "negative_box", "frame_strip", "candidates", "backward_button",
     "both_button", "forward_button", "range_box", "start_box", "stop_box", "follow_box", "stop_button",
-    "progress", "segment_all_button", "track_all_button", "detect_every_box", "divisions_box", "show_tracks_button",
+    "progress", "segment_all_button", "track_all_button", "detect_every_box", "divisions_box", "split_box",
+    "show_tracks_button",
     "undo_button", "redo_button", "reset_button", "help_link", "status_area", "status",
 )
 
@@ -203,6 +204,12 @@ class ControlsView(QWidget):
         self.divisions_box.setToolTip(
             "Track all ends a cell's track where it divides and starts two daughters with her as their mother"
         )
+        self.split_box = QCheckBox("Split touching cells")
+        self.split_box.setChecked(True)
+        self.split_box.setToolTip(
+            "Segment all and Track all cut a mask over two touching round cells at its neck, and Track all "
+            "separates a tracked mask that spread onto a neighbour; untick for SAM's masks as they are"
+        )
         self.show_tracks_button.setToolTip("Add or update a Tracks layer of the objects' centroids over time")
         grid = QGridLayout(box)
         grid.addWidget(self.segment_all_button, 0, 0)
@@ -215,6 +222,7 @@ class ControlsView(QWidget):
         every.addStretch(1)
         every.addWidget(self.divisions_box)
         grid.addLayout(every, 1, 0, 1, 3)
+        grid.addWidget(self.split_box, 2, 0, 1, 3)
         return box
 
     def insert_part(self, widget: QWidget, *, after: QWidget | None = None) -> None:
