@@ -157,46 +157,54 @@ class _Tracker:
         result = self.session.segment_everything(frame, self.options)
         labels = np.asarray(self.session.labels[frame])
         covered = labels != 0
-        autos = [self._full(result, obj) for obj in result.objects]
-        separated = self._separate(labels, autos, before) if self.options.separate_merged else {}
-        for obj_id, k in separated.items():
-            self.session.add_mask(obj_id, frame, autos[k])
+        separated = self._separate(labels, result, before) if self.options.separate_merged else {}
+        for obj_id, auto_id in separated.items():
+            self.session.add_mask(obj_id, frame, result.labels == auto_id)
             covered &= labels != obj_id
-            covered |= autos[k]
+            covered |= result.labels == auto_id
         found = []
-        for mask in autos:
-            if covered[mask].mean() < self.options.new_object_overlap:
+        for obj in result.objects:
+            y0, x0, y1, x1 = obj.bbox
+            mask = result.labels[y0:y1, x0:x1] == obj.id
+            if covered[y0:y1, x0:x1][mask].mean() < self.options.new_object_overlap:
+                full = np.zeros(result.labels.shape, dtype=bool)
+                full[y0:y1, x0:x1] = mask
                 (obj_id,) = self.take_ids(1)
-                self.session.add_mask(obj_id, frame, mask)
+                self.session.add_mask(obj_id, frame, full)
                 found.append(obj_id)
         return bool(found or separated)
 
-    @staticmethod
-    def _full(result, obj) -> np.ndarray:
-        y0, x0, y1, x1 = obj.bbox
-        full = np.zeros(result.labels.shape, dtype=bool)
-        full[y0:y1, x0:x1] = result.labels[y0:y1, x0:x1] == obj.id
-        return full
-
-    def _separate(self, labels: np.ndarray, autos: list[np.ndarray], before) -> dict[int, int]:
-        """``{tracked object: the automatic object that continues it}`` for the
-        tracked masks that hold two or more automatic objects."""
+    def _separate(self, labels: np.ndarray, result, before) -> dict[int, int]:
+        """``{tracked object: the automatic object (id in result.labels) that
+        continues it}`` for the tracked masks that hold two or more automatic
+        objects (each at least half inside, together at least 0.6 of it)."""
+        autos = result.labels
+        tracked = set(self.session.object_ids)
+        both = (labels > 0) & (autos > 0)
+        width = int(autos.max()) + 1
+        keys, inter = np.unique(labels[both].astype(np.int64) * width + autos[both], return_counts=True)
+        ids, areas = np.unique(labels, return_counts=True)
+        area_of = dict(zip(ids.tolist(), areas.tolist()))
+        auto_area = np.bincount(autos.ravel(), minlength=width)
+        inside: dict[int, list[tuple[int, int]]] = {}  # tracked id -> (automatic id, shared pixels)
+        for key, count in zip(keys.tolist(), inter.tolist()):
+            obj_id, auto_id = divmod(key, width)
+            if obj_id in tracked and count >= 0.5 * auto_area[auto_id]:
+                inside.setdefault(obj_id, []).append((auto_id, count))
+        earlier_frames = None  # read once, only if some mask holds several objects
         out = {}
-        areas = [int(a.sum()) for a in autos]
         for obj_id in self.session.object_ids:
-            mask = labels == obj_id
-            area = int(mask.sum())
-            if not area:
+            held = inside.get(obj_id, [])
+            if len(held) < 2 or sum(count for _, count in held) < 0.6 * area_of[obj_id]:
                 continue
-            inside = [k for k, a in enumerate(autos) if areas[k] and (a & mask).sum() >= 0.5 * areas[k]]
-            if len(inside) < 2 or sum(int((autos[k] & mask).sum()) for k in inside) < 0.6 * area:
-                continue
-            earlier = [np.asarray(self.session.labels[f]) == obj_id for f in before]
-            earlier = [m for m in earlier if m.any()]
-            if self.divisions and (not earlier or area < MERGE_GROWTH * earlier[-1].sum()):
+            if earlier_frames is None:
+                earlier_frames = [np.asarray(self.session.labels[f]) for f in before]
+            earlier = [m for m in (f == obj_id for f in earlier_frames) if m.any()]
+            if self.divisions and (not earlier or area_of[obj_id] < MERGE_GROWTH * earlier[-1].sum()):
                 continue  # a dividing cell keeps its area: the watcher's to find
-            reference = earlier[0] if earlier else mask
-            out[obj_id] = max(inside, key=lambda k: int((autos[k] & reference).sum()))
+            reference = earlier[0] if earlier else labels == obj_id
+            out[obj_id] = max((auto_id for auto_id, _ in held),
+                              key=lambda auto_id: int((reference & (autos == auto_id)).sum()))
         return out
 
     def seen(self, ids, labels: np.ndarray) -> None:
