@@ -23,7 +23,7 @@ internal candidates are Meta's ``(x0, y0, x1, y1)`` with inclusive ends.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from ..model import FrameFeatures, PointPrompts, SAM2Model
 from ..model.device import autocast_for
+from .automatic_options import AutomaticOptions
 from .frames import IMAGENET_MEAN, IMAGENET_STD, FrameSource
 from .touching import split_candidates
 
@@ -41,129 +42,6 @@ CROP_EDGE_TOLERANCE = 20.0
 # masks upsampled to full resolution at once (bounds memory on big images)
 UPSAMPLE_CHUNK = 32
 _EIGHT = np.ones((3, 3), dtype=bool)
-
-
-@dataclass(frozen=True)
-class AutomaticOptions:
-    """Settings of segment-everything and track-everything.
-
-    Meta's generator parameters (same names without the ``crop_n_`` prefix
-    noise; see ``SAM2AutomaticMaskGenerator``):
-
-    ``points_per_side``: the prompt grid is ``points_per_side**2`` points;
-    ``points_per_batch``: prompts decoded together (memory vs. speed);
-    ``pred_iou_thresh``: keep masks whose predicted IoU is above it;
-    ``stability_score_thresh``: keep masks whose stability score (IoU of the
-    mask thresholded at ``mask_threshold +- stability_score_offset``) is at
-    least it; ``mask_threshold``: logit cut-off of a mask;
-    ``box_nms_thresh``: box IoU above which the lower predicted IoU of two
-    masks is dropped; ``crop_layers``: extra layers of overlapping crops
-    (layer i has ``(2**i)**2`` crops), de-duplicated across crops by
-    ``crop_nms_thresh``, overlapping by ``crop_overlap_ratio`` and with
-    ``points_per_side / crop_point_downscale**i`` points a side;
-    ``min_mask_region_area``: holes and islands smaller than this are
-    removed from each mask (then NMS again, preferring unchanged masks);
-    ``use_m2m``: one more decoder pass per mask with its own low-res logits
-    as mask input; ``multimask_output``: three masks per point (the
-    default, as Meta's generator), one if False, None as the model's config
-    says for clicks (``multimask_output_in_sam``: True for Meta's models,
-    False for the demo model, whose clicks decode one mask but whose three
-    multimask outputs and IoU head were trained for this mode).
-
-    Composing the label image: ``split_neck``: a mask over touching round
-    objects is split where its distance transform's saddle between two
-    peaks is at most this fraction of the lower peak (``engine/touching``;
-    None: masks as the generator gives them, as Meta's), and its pieces
-    under ``split_min_share`` of the largest piece are dropped (a spill onto
-    a neighbour); ``duplicate_overlap``: a mask more than this
-    fraction of which better masks already claim is a duplicate (a part of
-    an object already found) and is dropped.
-
-    For microscopy: ``min_object_area`` and ``max_object_area`` (pixels; None
-    = no upper limit) bound the objects kept in the label image;
-    track-everything's ``new_object_overlap`` (an automatic object covered
-    by tracked objects on less than this fraction of its pixels is new) and
-    ``lost_after`` (frames in a row that SAM 2's object score says an object
-    is absent before it stops being tracked) and ``separate_merged`` (on each
-    detection frame, a tracked mask that holds two or more automatic objects
-    is prompted again with the one that continues it, the others become new
-    objects; see ``engine/track_all``).
-
-    The defaults suit cells and nuclei of a few to a few hundred pixels
-    across: a 32 x 32 grid, a lenient predicted-IoU cut (the shipped demo
-    model's IoU head ranks poorly), a strict box NMS (touching cells have
-    touching, not overlapping, boxes) and objects of at least 12 pixels and
-    at most a quarter of a 1024 x 1024 frame; masks over two touching cells
-    split (``split_neck`` 0.8, ``split_min_share`` 0.4, chosen on training
-    seeds of the synthetic data: F1 0.73-0.76 -> 0.85-0.87 there).
-    """
-
-    points_per_side: int = 32
-    points_per_batch: int = 64
-    pred_iou_thresh: float = 0.5
-    stability_score_thresh: float = 0.85
-    stability_score_offset: float = 1.0
-    mask_threshold: float = 0.0
-    box_nms_thresh: float = 0.5
-    crop_layers: int = 0
-    crop_nms_thresh: float = 0.7
-    crop_overlap_ratio: float = 512 / 1500
-    crop_point_downscale: int = 1
-    min_mask_region_area: int = 0
-    use_m2m: bool = False
-    multimask_output: bool | None = True
-    split_neck: float | None = 0.8
-    split_min_share: float = 0.4
-    duplicate_overlap: float = 0.5
-    min_object_area: int = 12
-    max_object_area: int | None = 262144
-    new_object_overlap: float = 0.3
-    lost_after: int = 3
-    separate_merged: bool = True
-
-    def __post_init__(self) -> None:
-        def positive_int(name: str) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"AutomaticOptions.{name} must be an integer >= 1, got {v!r}")
-
-        def nonnegative_int(name: str) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"AutomaticOptions.{name} must be an integer >= 0, got {v!r}")
-
-        def fraction(name: str) -> None:
-            v = getattr(self, name)
-            if not isinstance(v, (int, float, np.floating)) or not 0.0 <= v <= 1.0:
-                raise ValueError(f"AutomaticOptions.{name} must be a number in [0, 1], got {v!r}")
-
-        for name in ("points_per_side", "points_per_batch", "crop_point_downscale", "lost_after"):
-            positive_int(name)
-        for name in ("crop_layers", "min_mask_region_area", "min_object_area"):
-            nonnegative_int(name)
-        for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh",
-                     "crop_nms_thresh", "crop_overlap_ratio", "new_object_overlap", "duplicate_overlap",
-                     "split_min_share"):
-            fraction(name)
-        if self.split_neck is not None and (
-            isinstance(self.split_neck, bool) or not isinstance(self.split_neck, (int, float, np.floating))
-            or not 0.0 < self.split_neck <= 1.0
-        ):
-            raise ValueError(f"AutomaticOptions.split_neck must be a number in (0, 1] or None, got {self.split_neck!r}")
-        for name in ("stability_score_offset", "mask_threshold"):
-            if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"AutomaticOptions.{name} must be a finite number")
-        if not isinstance(self.separate_merged, bool):
-            raise ValueError(f"AutomaticOptions.separate_merged must be True or False, got {self.separate_merged!r}")
-        if self.multimask_output not in (None, True, False):
-            raise ValueError(f"AutomaticOptions.multimask_output must be True, False or None, got {self.multimask_output!r}")
-        if self.max_object_area is not None:
-            nonnegative_int("max_object_area")
-            if self.max_object_area < self.min_object_area:
-                raise ValueError(
-                    f"AutomaticOptions.max_object_area ({self.max_object_area}) must be >= "
-                    f"min_object_area ({self.min_object_area})"
-                )
 
 
 class AutomaticObject(NamedTuple):
