@@ -91,7 +91,7 @@ def run_case(name: str, size: int, points: int, repeats: int) -> None:
     image = np.stack([grey] * 3, axis=-1)  # (H, W, 3) uint8, as the reference takes it
     unit = FrameSource(image, channel_axis=-1, intensity_range=(0, 255)).normalized(0)
     options = AutomaticOptions(points_per_side=points, points_per_batch=64, box_nms_thresh=0.7,
-                               multimask_output=True, **thresholds)
+                               multimask_output=True, area_bonus=0.0, **thresholds)
     from napari_sam2.engine.automatic import _encode_crop
 
     with torch.inference_mode():

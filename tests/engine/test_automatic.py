@@ -113,14 +113,35 @@ def test_composition_better_mask_wins_and_duplicates_go():
     # the other ranking: b wins the shared pixels, and a keeps 48
     swapped = compose_candidates(_candidates([b, a], [0.9, 0.8]), options)
     assert (swapped.labels[6:10, 6:10] == 2).all() and [o.area for o in swapped.objects] == [48, 64]
-    # part is kept when duplicates may overlap fully
-    loose = compose_candidates(_candidates([a, part], [0.7, 0.9]), AutomaticOptions(min_object_area=1, duplicate_overlap=1.0))
+    # part is kept when duplicates may overlap fully (ranked by predicted IoU alone)
+    loose = compose_candidates(_candidates([a, part], [0.7, 0.9]),
+                               AutomaticOptions(min_object_area=1, duplicate_overlap=1.0, area_bonus=0.0))
     assert [o.area for o in loose.objects] == [24, 40] or [o.area for o in loose.objects] == [40, 24]
+
+
+def test_area_bonus_prefers_the_whole_of_nested_masks():
+    """A part of an object with a slightly higher predicted IoU than the
+    whole wins under Meta's ranking (area_bonus 0, the default) and loses
+    to the whole with a bonus of 0.3; ranks are predicted IoU + bonus x ln(area)."""
+    from napari_sam2.engine.automatic import rank_scores
+
+    whole = np.zeros((30, 30), bool)
+    whole[4:20, 4:20] = True  # 256 px
+    half = whole.copy()
+    half[12:20] = False  # 128 px, inside it
+    cands = _candidates([half, whole], [0.62, 0.58])
+    meta = compose_candidates(cands, AutomaticOptions(min_object_area=1, area_bonus=0.0))
+    assert [o.area for o in meta.objects] == [128, 128]  # the half first, then what is left of the whole
+    ours = compose_candidates(cands, AutomaticOptions(min_object_area=1, area_bonus=0.3))
+    assert [(o.area, o.predicted_iou) for o in ours.objects] == [(256, pytest.approx(0.58))]
+    assert np.allclose(rank_scores(cands, 0.3), [0.62 + 0.3 * np.log(128), 0.58 + 0.3 * np.log(256)])
+    assert rank_scores(cands, 0.0) is cands.predicted_iou
 
 
 @pytest.mark.parametrize("bad", [dict(points_per_side=0), dict(pred_iou_thresh=1.5), dict(crop_layers=-1),
                                  dict(min_object_area=10, max_object_area=5), dict(multimask_output="yes"),
-                                 dict(lost_after=0), dict(stability_score_offset=float("nan"))])
+                                 dict(lost_after=0), dict(stability_score_offset=float("nan")),
+                                 dict(area_bonus=-0.1), dict(area_bonus=True)])
 def test_options_are_checked(bad):
     with pytest.raises(ValueError, match="AutomaticOptions"):
         AutomaticOptions(**bad)

@@ -136,6 +136,7 @@ def test_masks_and_scores_equal_reference(pair, case):
         crop_overlap_ratio=c["overlap"],
         crop_nms_thresh=CROP_NMS,
         use_m2m=c["use_m2m"],
+        area_bonus=0.0,  # Meta's ranking: predicted IoU alone
         **thresholds,
     )
     unit = FrameSource(image, channel_axis=-1, intensity_range=(0, 255)).normalized(0)
@@ -168,7 +169,7 @@ def test_segment_everything_composes_the_reference_masks(pair):
     """The public call on uint8 RGB with (0, 255) gives the label image
     composed from exactly Meta's masks."""
     ours, ref = pair
-    kw = dict(THRESHOLDS, box_nms_thresh=1.0)
+    kw = dict(THRESHOLDS, box_nms_thresh=1.0, area_bonus=0.0)  # Meta's order of the candidates
     gen = _reference_generator(ref, points_per_side=8, points_per_batch=64, **kw)
     image = _image()
     anns = gen.generate(image)

@@ -174,7 +174,7 @@ def generate_masks(
 
 def compose_candidates(candidates: MaskCandidates, options: AutomaticOptions) -> AutomaticResult:
     """Non-overlapping labels from candidate masks: within the area bounds,
-    higher predicted IoU (then stability) painted first, later masks only
+    higher rank (:func:`rank_scores`, then stability) painted first, later masks only
     on free pixels; a mask more than ``duplicate_overlap`` of which is taken
     already, or left with fewer than ``min_object_area`` free pixels, is
     dropped; ids 1, 2, ... in reading order of their boxes. Masks over
@@ -187,7 +187,8 @@ def compose_candidates(candidates: MaskCandidates, options: AutomaticOptions) ->
     areas = np.array([candidates.area(i) for i in range(n)], dtype=np.int64)
     upper = np.iinfo(np.int64).max if options.max_object_area is None else options.max_object_area
     fits = (areas >= max(options.min_object_area, 1)) & (areas <= upper)
-    order = sorted(np.flatnonzero(fits), key=lambda i: (-candidates.predicted_iou[i], -candidates.stability[i], i))
+    score = rank_scores(candidates, options.area_bonus)
+    order = sorted(np.flatnonzero(fits), key=lambda i: (-score[i], -candidates.stability[i], i))
     owner = np.zeros((height, width), dtype=np.int64)  # candidate index + 1
     least = max(options.min_object_area, 1)
     for i in order:
@@ -219,6 +220,15 @@ def compose_candidates(candidates: MaskCandidates, options: AutomaticOptions) ->
             )
         )
     return AutomaticResult(lut[owner], tuple(objects))
+
+
+def rank_scores(candidates: MaskCandidates, area_bonus: float) -> np.ndarray:
+    """What candidates are ranked by: predicted IoU + ``area_bonus`` x
+    ln(area) (float32; the predicted IoU itself when ``area_bonus`` is 0)."""
+    if area_bonus == 0 or not len(candidates.patches):
+        return candidates.predicted_iou
+    areas = np.array([p.sum() for p in candidates.patches], dtype=np.float64)
+    return (candidates.predicted_iou + area_bonus * np.log(np.maximum(areas, 1.0))).astype(np.float32)
 
 
 # ============================================================ geometry helpers
@@ -415,7 +425,7 @@ def _process_crop(model, feats, box, grid, size, options, progress, done) -> Mas
     if len(data.boxes) == 0:
         return data
     local = torch.from_numpy(data.boxes - np.array([x0, y0, x0, y0]))
-    keep = box_nms(local.float(), torch.from_numpy(data.predicted_iou), options.box_nms_thresh)
+    keep = box_nms(local.float(), torch.from_numpy(rank_scores(data, options.area_bonus)), options.box_nms_thresh)
     return _take(data, keep.numpy())
 
 
