@@ -96,6 +96,10 @@ class MaskCandidates(NamedTuple):
     def area(self, i: int) -> int:
         return int(self.patches[i].sum())
 
+    def areas(self) -> np.ndarray:
+        """``N`` int64: the pixels of each candidate."""
+        return np.array([p.sum() for p in self.patches], dtype=np.int64)
+
 
 # ================================================================ public API
 def segment_everything(
@@ -184,10 +188,10 @@ def compose_candidates(candidates: MaskCandidates, options: AutomaticOptions) ->
                                       max(options.min_object_area, 1))
     height, width = candidates.size
     n = len(candidates.boxes)
-    areas = np.array([candidates.area(i) for i in range(n)], dtype=np.int64)
+    areas = candidates.areas()
     upper = np.iinfo(np.int64).max if options.max_object_area is None else options.max_object_area
     fits = (areas >= max(options.min_object_area, 1)) & (areas <= upper)
-    score = rank_scores(candidates, options.area_bonus)
+    score = rank_scores(candidates, options.area_bonus, areas)
     order = sorted(np.flatnonzero(fits), key=lambda i: (-score[i], -candidates.stability[i], i))
     owner = np.zeros((height, width), dtype=np.int64)  # candidate index + 1
     least = max(options.min_object_area, 1)
@@ -222,13 +226,15 @@ def compose_candidates(candidates: MaskCandidates, options: AutomaticOptions) ->
     return AutomaticResult(lut[owner], tuple(objects))
 
 
-def rank_scores(candidates: MaskCandidates, area_bonus: float) -> np.ndarray:
+def rank_scores(candidates: MaskCandidates, area_bonus: float, areas: np.ndarray | None = None) -> np.ndarray:
     """What candidates are ranked by: predicted IoU + ``area_bonus`` x
-    ln(area) (float32; the predicted IoU itself when ``area_bonus`` is 0)."""
+    ln(area) (float32; the predicted IoU itself when ``area_bonus`` is 0).
+    ``areas``: :meth:`MaskCandidates.areas` if the caller has it already."""
     if area_bonus == 0 or not len(candidates.patches):
         return candidates.predicted_iou
-    areas = np.array([p.sum() for p in candidates.patches], dtype=np.float64)
-    return (candidates.predicted_iou + area_bonus * np.log(np.maximum(areas, 1.0))).astype(np.float32)
+    if areas is None:
+        areas = candidates.areas()
+    return (candidates.predicted_iou + area_bonus * np.log(np.maximum(areas, 1))).astype(np.float32)
 
 
 # ============================================================ geometry helpers

@@ -66,8 +66,8 @@ class AutomaticOptions:
     touching, not overlapping, boxes) and objects of at least 12 pixels and
     at most a quarter of a 1024 x 1024 frame; masks over two touching cells
     split (``split_neck`` 0.8, ``split_min_share`` 0.4, chosen on training
-    seeds of the synthetic data: F1 0.73-0.76 -> 0.85-0.87 there); of
-    ``area_bonus`` 0 (Meta's ranking). With 0.3 of nested candidates the
+    seeds of the synthetic data: F1 0.73-0.76 -> 0.85-0.87 there);
+    ``area_bonus`` 0 (Meta's ranking). With 0.3, of nested candidates the
     larger wins (a part of a cell no longer displaces the whole cell): on
     training seeds 7000-7019 with the demo model and 16 x 16 points F1
     0.86 -> 0.92, but lineages on training seeds 0-5 got worse (TRA 0.863 ->
