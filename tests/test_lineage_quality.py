@@ -80,12 +80,12 @@ def test_track_everything_meets_the_lineage_target(automatic):
 
 
 def test_one_click_per_cell_finds_divisions(clicked):
-    # shipped demo model: TRA 0.825, BC(0) 0.286; 1 division found, 4 missed, 1 invented
-    assert clicked["TRA"] >= 0.75 and clicked["BC(0)"] >= 0.2, clicked
-    assert clicked["found"] >= 1 and clicked["invented"] <= 3, clicked
+    # shipped demo model: TRA 0.874, BC(0) 0.5; 2 divisions found, 3 missed, 1 invented
+    assert clicked["TRA"] >= 0.82 and clicked["BC(0)"] >= 0.4, clicked
+    assert clicked["found"] >= 2 and clicked["invented"] <= 2, clicked
 
 
-@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.825, BC(0) 0.286 (py-ctcmetrics); "
-                   "1 of 5 divisions found, 1 invented")
+@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.874 (target met), BC(0) 0.5 "
+                   "(py-ctcmetrics); 2 of 5 divisions found, 1 invented")
 def test_one_click_per_cell_meets_the_lineage_target(clicked):
     assert clicked["TRA"] >= 0.85 and clicked["BC(0)"] >= 0.6, clicked

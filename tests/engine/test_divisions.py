@@ -170,3 +170,31 @@ def test_bad_options_are_named(demo):
         session.track_everything("backward", divisions=DivisionOptions())
     with pytest.raises(ValueError, match="clicks must be one or more"):
         session.decode_clicks(0, [])
+
+
+def test_two_cells_side_by_side_count_when_the_round_mother_stretched(demo):
+    """The split rule's stretch clause: a round mother (elongation 1.0)
+    whose mask is two cells side by side (no waist, no growth) on the
+    frames after counts as divided when the mask stretched by
+    ``elongation_rise``; not when it stayed round-ish, nor with the clause off."""
+    from napari_sam2.engine.divisions import _Seen
+
+    image, truth = _scene(n=6)
+    session = StackSession(demo, image)
+    session.add_mask(1, 0, truth[0] == 1)
+    halves = (truth[SPLIT] == 3, truth[SPLIT] == 4)
+
+    def confirmed(options, elongation):
+        watcher = DivisionWatcher(session, options)
+        watcher._seen[1] = {0: _Seen(400, "one", None, 1.0), 1: _Seen(400, "one", None, 1.02),
+                            2: _Seen(410, "pair", halves, elongation), 3: _Seen(412, "pair", halves, elongation)}
+        return watcher._confirmed(1, 3)
+
+    event = confirmed(DivisionOptions(), 1.9)
+    assert event is not None and (event.mother, event.frame, event.rule) == (1, 2, "split")
+    assert event.masks is halves
+    assert confirmed(DivisionOptions(), 1.3) is None  # 1.3 < 1.4 x 1.02: not stretched enough
+    assert confirmed(DivisionOptions(elongation_rise=None), 1.9) is None
+    assert confirmed(DivisionOptions(elongation_rise=1.2), 1.3) is not None
+    with pytest.raises(ValueError, match="elongation_rise must be a number >= 0"):
+        DivisionOptions(elongation_rise=-1)

@@ -79,7 +79,10 @@ class DivisionOptions:
     (1.08: two daughters spread over more than their rounded mother).
     ``mother_elongation``: the mother's mask on the frame before the
     division is at most this elongated (1.35: cells round up to divide;
-    None: any shape).
+    None: any shape). ``elongation_rise``: a split that is two cells side by
+    side on every frame (no waist, no growth) still counts when the mask's
+    elongation on the division frame is this many times the mother's (1.4:
+    a round mother that suddenly became two half-discs; None: never).
     ``split_neck``: when SAM's decodes do not give two cells, the mask is
     two cells if it splits at a neck this narrow relative to the lower of
     its two distance-transform peaks (0.8; None: SAM's decodes only).
@@ -100,6 +103,7 @@ class DivisionOptions:
     max_neck: float = 1.0
     min_growth: float = 1.08
     mother_elongation: float | None = 1.35
+    elongation_rise: float | None = 1.4
     split_neck: float | None = 0.8
     area_drop: tuple[float, float] = (0.35, 0.75)
     sister_area: tuple[float, float] = (0.4, 2.5)
@@ -127,9 +131,9 @@ class DivisionOptions:
             raise ValueError(f"split_neck must be a number in (0, 1] or None, got {self.split_neck!r}")
         if not isinstance(self.min_elongation, (int, float)) or self.min_elongation < 1:
             raise ValueError(f"min_elongation must be a number >= 1, got {self.min_elongation!r}")
-        for name in ("max_distance", "max_neck", "min_growth", "mother_elongation"):
+        for name in ("max_distance", "max_neck", "min_growth", "mother_elongation", "elongation_rise"):
             value = getattr(self, name)
-            if value is None and name == "mother_elongation":
+            if value is None and name in ("mother_elongation", "elongation_rise"):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
@@ -398,8 +402,11 @@ class DivisionWatcher:
         if opt.mother_elongation is not None and mother.elongation > opt.mother_elongation:
             return None  # cells round up to divide
         if all(s.kind in ("two", "pair") for s in run):
-            # two cells at a waist on some frame, or the mask grew as it split
-            if any(s.kind == "two" for s in run) or run[0].area >= opt.min_growth * mother.area:
+            # two cells at a waist on some frame, or the mask grew, or stretched, as it split
+            grew = run[0].area >= opt.min_growth * mother.area
+            stretched = (opt.elongation_rise is not None
+                         and run[0].elongation >= opt.elongation_rise * mother.elongation)
+            if any(s.kind == "two" for s in run) or grew or stretched:
                 return Division(obj_id, start, run[0].masks, "split")
         if run[0].kind == "sister" and all(s.area <= opt.area_drop[1] * mother.area for s in run):
             return Division(obj_id, start, run[0].masks, "halving")  # it stays halved
