@@ -11,7 +11,6 @@ frame, whatever memory frames each reads. Results go into an integer label array
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
@@ -19,28 +18,28 @@ import torch
 
 from ..model import FrameFeatures, SAM2Model
 from ..model.device import autocast_for
+from .automatic_options import checked_options
 from .candidates import CandidateStore, MaskCandidate, Output
 from .features import FeatureCache, MiB
-from .frame_states import combine_states, object_frame_states
 from .frames import FrameSource
 from .holes import fill_small_holes
 from .intensity import RangeKeys
-from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
+from .labels import check_labels_array, compose_frame, exclusive_logits, upsample_logits
 from .lineage import Lineage, LineageRecord, LineageState, label_presence, lineage_records
 from .memory import FrameMemory, MemoryBank
-from .passes import BACKWARD, FORWARD, UNTRACKED, Pass, outdated, plan
+from .object_state import Decoded, ObjectState, clear_prompts, frame_prompts, frame_states, mark_outdated, mark_written
+from .object_state import reached_frames, set_track_limits, state_of
+from .passes import BACKWARD, FORWARD, UNTRACKED, Pass, plan
 from .prompt_records import FrameRecord, ObjectRecord
 from .prompted_state import PromptedState, checked_state
-from .prompts import (
-    FramePrompts,
-    PromptScaler,
-    check_box,
-    check_frame,
-    check_mask,
-    check_object_id,
-    check_points,
-)
+from .prompts import FramePrompts, PromptScaler, check_box, check_frame, check_mask, check_object_id, check_points
+from .session_checks import check_click_sets, check_label_frame, check_session_args, check_span, check_target
+from .session_checks import check_trackable
 from .session_options import DIRECTION_MEMORIES, DIRECTIONS, RERUN_MODES, SessionOptions
+
+# moved out, still importable from here
+__all__ = ["DIRECTIONS", "DIRECTION_MEMORIES", "FrameResult", "PREV_LOGIT_LIMIT", "RERUN_MODES", "SessionOptions",
+           "StackSession"]
 
 # prev-logit clamp when correction clicks are decoded with an earlier mask
 PREV_LOGIT_LIMIT = 32.0
@@ -56,25 +55,6 @@ class FrameResult(NamedTuple):
     logits: torch.Tensor
     labels: np.ndarray
     previous: np.ndarray
-
-
-class _Decoded(NamedTuple):
-    """A prompted frame's output not yet turned into memory."""
-
-    logits: torch.Tensor  # 1 x 1 x 4S x 4S
-    obj_ptr: torch.Tensor  # 1 x C
-    object_score: torch.Tensor  # 1 x 1
-
-
-@dataclass
-class _ObjectState:
-    prompts: dict[int, FramePrompts] = field(default_factory=dict)
-    pending: dict[int, _Decoded] = field(default_factory=dict)
-    direction: np.ndarray | None = None  # per frame: UNTRACKED / FORWARD / BACKWARD
-    fresh: np.ndarray | None = None  # per frame: output agrees with the current prompts
-    # per frame: an output the saved session had there that no pass of this
-    # one wrote (e.g. a frame whose prompts were removed); set on loading
-    reached_before: np.ndarray | None = None
 
 
 class StackSession:
@@ -103,15 +83,7 @@ class StackSession:
         labels=None,
         options: SessionOptions = SessionOptions(),
     ) -> None:
-        if not isinstance(model, SAM2Model):
-            raise TypeError(
-                f"model must be a SAM 2 network from napari_sam2.load_model, got {type(model).__name__}"
-            )
-        if not isinstance(options, SessionOptions):
-            raise TypeError(
-                f"options must be a SessionOptions (e.g. SessionOptions(history_mb=128)), "
-                f"got {type(options).__name__}"
-            )
+        check_session_args(model, options)
         self.model = model
         self.device = model.device
         self.options = options
@@ -141,7 +113,7 @@ class StackSession:
             history_bytes=int(options.history_mb * MiB),
             separate_directions=options.direction_memory == "separate",
         )
-        self._objects: dict[int, _ObjectState] = {}
+        self._objects: dict[int, ObjectState] = {}
         self._scaler = PromptScaler((self.height, self.width), model.image_size)
         self._lock = threading.RLock()
         self._running = False
@@ -174,9 +146,8 @@ class StackSession:
         in between (this may compute the frame's image features now)."""
         obj_id, frame = self._check_target(obj_id, frame)
         yx, labs = check_points(points, labels, (self.height, self.width))
-        with self._lock:
-            self._not_running()
-            prompts = self._frame_prompts(obj_id, frame)
+
+        def add(prompts: FramePrompts) -> None:
             if prompts.mask is not None:
                 if prompts.dirty:
                     with torch.inference_mode():
@@ -184,24 +155,16 @@ class StackSession:
                 # the clicks refine the mask's decode; a session file keeps
                 # the mask (given_mask) and the clicks, and replays them so
                 prompts.mask = None
-            prompts.points += self._scaler.points(yx)
-            prompts.labels += labs.tolist()
-            prompts.given_points += [(float(y), float(x)) for y, x in yx]
-            self._prompt_changed(obj_id, frame)
+            prompts.add_clicks(self._scaler.points(yx), labs, yx)
+
+        self._edit_prompts(obj_id, frame, add)
 
     def add_box(self, obj_id: int, frame: int, box) -> None:
         """Set ``obj_id``'s box ``(y0, x0, y1, x1)`` on ``frame``; it replaces
         earlier points and box there (clicks added afterwards refine it)."""
         obj_id, frame = self._check_target(obj_id, frame)
         yxyx = check_box(box, (self.height, self.width))
-        with self._lock:
-            self._not_running()
-            prompts = self._frame_prompts(obj_id, frame)
-            prompts.mask, prompts.points, prompts.labels = None, [], []
-            prompts.box = self._scaler.box(yxyx)
-            prompts.given_mask, prompts.given_points = None, []
-            prompts.given_box = tuple(float(v) for v in yxyx)
-            self._prompt_changed(obj_id, frame)
+        self._edit_prompts(obj_id, frame, lambda prompts: prompts.set_box(self._scaler.box(yxyx), yxyx))
 
     def add_mask(self, obj_id: int, frame: int, mask) -> None:
         """Give ``obj_id``'s mask on ``frame`` (``Y x X``, boolean or numbers:
@@ -216,13 +179,8 @@ class StackSession:
                 t, size=(s, s), mode="bilinear", align_corners=False, antialias=True
             )
             t = t >= 0.5
-        with self._lock:
-            self._not_running()
-            prompts = self._frame_prompts(obj_id, frame)
-            prompts.box, prompts.points, prompts.labels = None, [], []
-            prompts.mask = t.bool().numpy()[0, 0]
-            prompts.given_box, prompts.given_points, prompts.given_mask = None, [], m
-            self._prompt_changed(obj_id, frame)
+        at_model_size = t.bool().numpy()[0, 0]
+        self._edit_prompts(obj_id, frame, lambda prompts: prompts.set_mask(at_model_size, m))
 
     def clear_frame(self, obj_id: int, frame: int) -> None:
         """Remove ``obj_id``'s prompts on ``frame`` (its mask there stays until
@@ -230,12 +188,7 @@ class StackSession:
         obj_id, frame = check_object_id(obj_id), check_frame(frame, self.num_frames)
         with self._lock:
             self._not_running()
-            state = self._state(obj_id)
-            state.prompts.pop(frame, None)
-            state.pending.pop(frame, None)
-            if self._bank.cond_entry(obj_id, frame) is not None:
-                self._bank.downgrade_cond(obj_id, frame)
-                state.direction[frame] = UNTRACKED
+            clear_prompts(self._state(obj_id), self._bank, obj_id, frame)
             self._mark_stale(obj_id, frame)
 
     def remove_object(self, obj_id: int, *, clear_labels: bool = True) -> None:
@@ -270,10 +223,8 @@ class StackSession:
         after their labels were undone or edited outside the session."""
         with self._lock:
             self._not_running()
-            if frames is None:
-                picked = slice(None)
-            else:
-                picked = np.array([check_frame(f, self.num_frames) for f in frames], dtype=np.int64)
+            n = self.num_frames
+            picked = slice(None) if frames is None else np.array([check_frame(f, n) for f in frames], dtype=np.int64)
             for state in self._objects.values():
                 state.fresh[picked] = False
 
@@ -370,15 +321,10 @@ class StackSession:
         progress: Callable[[int, int], None] | None = None,
     ) -> Iterator[FrameResult]:
         """Like :meth:`propagate`, yielding :class:`FrameResult` (per-object logits too)."""
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-        lo = 0 if start is None else check_frame(start, self.num_frames)
-        hi = self.num_frames - 1 if stop is None else check_frame(stop, self.num_frames)
-        if lo > hi:
-            raise ValueError(f"start ({lo}) must not be after stop ({hi})")
+        lo, hi = check_span(direction, start, stop, self.num_frames)
         with self._lock:
             self._not_running()
-            self._check_trackable()
+            check_trackable(self._objects)
         return self._run(direction, lo, hi, progress, self._stops)
 
     def stop(self) -> None:
@@ -398,21 +344,11 @@ class StackSession:
         """Whether :meth:`stop` was called after ``token`` was taken."""
         return self._stops != token
 
-    def _check_trackable(self, *, since_call: bool = False) -> None:
-        later = " (the session changed after propagate() was called)" if since_call else ""
-        if not self._objects:
-            raise ValueError(f"no objects to track{later}: add points, a box or a mask first")
-        empty = [i for i, s in self._objects.items() if not s.prompts]
-        if empty:
-            raise ValueError(
-                f"object(s) {empty} have no prompts{later}; add a point, box or mask, or remove them"
-            )
-
     def _run(self, direction, lo, hi, progress, stops) -> Iterator[FrameResult]:
         # the work starts at the first next(): check the session as it is now
         with self._lock:
             self._not_running()
-            self._check_trackable(since_call=True)
+            check_trackable(self._objects, since_call=True)
             self._running = True
         try:
             with self._lock, torch.inference_mode():
@@ -445,56 +381,27 @@ class StackSession:
 
     # ================================================================ internals
     def _check_target(self, obj_id, frame) -> tuple[int, int]:
-        obj_id = check_object_id(obj_id)
-        frame = check_frame(frame, self.num_frames)
-        check_id_fits(obj_id, self.labels.dtype)
-        if not self.lineage.tracks(obj_id, frame):
-            first, last = self.lineage.limits(obj_id)
-            raise ValueError(
-                f"object {obj_id}'s track is limited to frames {first if first is not None else 0}.."
-                f"{last if last is not None else self.num_frames - 1} (a division); frame {frame} is outside: "
-                "prompt a daughter there, or lift the limit (limit_track / unlink)"
-            )
-        return obj_id, frame
+        return check_target(obj_id, frame, num_frames=self.num_frames, dtype=self.labels.dtype, lineage=self.lineage)
 
     def _not_running(self) -> None:
         if self._running:
             raise RuntimeError("a propagation is running; stop it (close the generator) first")
 
-    def _state(self, obj_id: int) -> _ObjectState:
-        try:
-            return self._objects[obj_id]
-        except KeyError:
-            raise KeyError(f"no object with id {obj_id}; known objects: {self.object_ids}") from None
+    def _state(self, obj_id: int) -> ObjectState:
+        return state_of(self._objects, obj_id)
 
-    def _frame_prompts(self, obj_id: int, frame: int) -> FramePrompts:
-        state = self._objects.get(obj_id)
-        if state is None:
-            n = self.num_frames
-            state = _ObjectState(
-                direction=np.full(n, UNTRACKED, dtype=np.int8),
-                fresh=np.zeros(n, dtype=bool),
-            )
-            self._objects[obj_id] = state
-            self._bank.add_object(obj_id)
-        return state.prompts.setdefault(frame, FramePrompts())
-
-    def _prompt_changed(self, obj_id: int, frame: int) -> None:
-        self._objects[obj_id].prompts[frame].dirty = True
-        self._mark_stale(obj_id, frame)
+    def _edit_prompts(self, obj_id: int, frame: int, edit: Callable[[FramePrompts], None]) -> None:
+        """``edit`` ``obj_id``'s prompts on ``frame`` (made if none), which are then out of date."""
+        with self._lock:
+            self._not_running()
+            edit(frame_prompts(self._objects, self._bank, obj_id, frame, num_frames=self.num_frames))
+            self._objects[obj_id].prompts[frame].dirty = True
+            self._mark_stale(obj_id, frame)
 
     def _mark_stale(self, obj_id: int, k: int) -> None:
-        """A prompt change of ``obj_id`` at ``k`` outdates ``k`` and the
-        frames that read it (:func:`outdated`). With exclusive memories the
-        other objects' memories there change with this object's masks, so
-        they are outdated on the same terms."""
+        """A prompt change of ``obj_id`` at ``k`` (:func:`mark_outdated`)."""
         exclusive = self.model.config.tracking.non_overlap_masks_for_mem_enc
-        for other, s in self._objects.items():
-            if other != obj_id and not exclusive:
-                continue
-            s.fresh[outdated(s.direction, k, rerun=self.options.rerun)] = False
-            if other == obj_id or s.direction[k] != UNTRACKED:
-                s.fresh[k] = False
+        mark_outdated(self._objects, obj_id, k, rerun=self.options.rerun, exclusive=exclusive)
 
     def _feature_key(self, frame: int) -> int:
         return self._range_keys.key(self.frames.intensity_range, frame)
@@ -543,7 +450,7 @@ class StackSession:
         area = self.model.config.tracking.fill_hole_area
         low = fill_small_holes(head.low_res.float(), area)
         low, ptr = self._candidates.record(obj_id, frame, prompts, head, Output(low, head.obj_ptr), fill_hole_area=area)
-        state.pending[frame] = _Decoded(low, ptr, head.object_score_logits)
+        state.pending[frame] = Decoded(low, ptr, head.object_score_logits)
         prompts.dirty = False
         if readout is None:
             self._decoded_initial.add((obj_id, frame))
@@ -624,11 +531,7 @@ class StackSession:
         ids, logits, kept = self._current_masks(frame, run)
         new = compose_frame(previous, ids, logits, kept=kept, claimants=list(run))
         self._write_labels(frame, new)  # raises on failure: the frame stays out of date
-        for obj_id in objs:
-            s = self._objects[obj_id]
-            s.direction[frame] = BACKWARD if reverse else FORWARD
-            s.fresh[frame] = True
-            self._bank.written_by(obj_id, frame, reverse=reverse)
+        mark_written(self._objects, objs, frame, reverse=reverse, bank=self._bank)
         order = [ids.index(o) for o in run]
         return FrameResult(frame, tuple(run), logits[order], new, previous)
 
@@ -766,7 +669,7 @@ class StackSession:
             low, ptr = self._candidates.choose(obj_id, frame, prompts, k)
             state = self._objects[obj_id]
             score = state.pending[frame].object_score if frame in state.pending else self._bank.cond_entry(obj_id, frame).object_score
-            state.pending[frame] = _Decoded(low, ptr, score)
+            state.pending[frame] = Decoded(low, ptr, score)
             self._mark_stale(obj_id, frame)
             return self.segment_frame(frame)
 
@@ -784,11 +687,7 @@ class StackSession:
         :meth:`propagate` carries on. :meth:`clear_frame` takes it back."""
         frame = check_frame(frame, self.num_frames)
         source = self.labels[frame] if labels is None else np.asarray(labels)
-        if tuple(source.shape) != (self.height, self.width):
-            raise ValueError(
-                f"labels has shape {tuple(source.shape)} but frames are {self.height} x {self.width}; "
-                "give one label frame"
-            )
+        check_label_frame(source, (self.height, self.width))
         self.add_mask(obj_id, frame, np.asarray(source) == obj_id)
 
     def frame_states(self, obj_id: int | None = None) -> np.ndarray:
@@ -801,23 +700,11 @@ class StackSession:
             self._state(ids[0])
         else:
             ids = list(self._objects)
-        per_object = []
-        for i in ids:
-            state = self._objects.get(i)
-            if state is None:
-                continue
-            prompted = [(f, not p.dirty) for f, p in list(state.prompts.items())]
-            per_object.append(object_frame_states(self._reached(i, state), state.fresh, prompted))
-        return combine_states(per_object, self.num_frames)
+        return frame_states(self._objects, self._bank, ids, self.num_frames)
 
-    def _reached(self, obj_id: int, state: _ObjectState) -> np.ndarray:
+    def _reached(self, obj_id: int, state: ObjectState) -> np.ndarray:
         """Per frame: whether ``obj_id`` has an output there (tracked, or kept)."""
-        reached = state.direction != UNTRACKED
-        if state.reached_before is not None:
-            reached |= state.reached_before
-        for f in np.flatnonzero(~reached):  # e.g. a frame whose prompts were removed keeps its output
-            reached[f] = self._bank.logits(obj_id, int(f)) is not None
-        return reached
+        return reached_frames(state, self._bank, obj_id)
 
     # ==================================================== automatic (automatic.py)
     def segment_everything(self, frame: int, options=None):
@@ -829,12 +716,10 @@ class StackSession:
         video loader), the stand-alone call resizes as Meta's image
         predictor does: on images not at the model's size the two can
         differ slightly."""
-        from .automatic import AutomaticOptions, compose_candidates, generate_masks
+        from .automatic import compose_candidates, generate_masks
 
         frame = check_frame(frame, self.num_frames)
-        options = AutomaticOptions() if options is None else options
-        if not isinstance(options, AutomaticOptions):
-            raise TypeError(f"options must be an AutomaticOptions, got {type(options).__name__}")
+        options = checked_options(options)
         with self._lock:
             self._not_running()
             feats = self._frame_features(frame)
@@ -870,19 +755,8 @@ class StackSession:
         first, last = (None if v is None else check_frame(v, n) for v in (first, last))
         with self._lock:
             self._not_running()
-            state = self._objects.get(obj_id)
-            old, before = self.lineage.limits(obj_id), self.lineage.allowed(obj_id, n)
-            self.lineage.set_limits(obj_id, first, last)
-            after = self.lineage.allowed(obj_id, n)
-            outside = [] if state is None else sorted(f for f in state.prompts if not after[f])
-            if outside:
-                self.lineage.set_limits(obj_id, *old)
-                raise ValueError(f"object {obj_id} has prompts on frame(s) {outside}, outside frames "
-                                 f"{first or 0}..{n - 1 if last is None else last}; clear them first")
-            if state is not None:
-                self._bank.forget_frames(obj_id, np.flatnonzero(~after))
-                state.direction[~after] = UNTRACKED
-                state.fresh[~after | ~before] = False
+            after = set_track_limits(self.lineage, self._objects.get(obj_id), self._bank, obj_id, first, last,
+                                     num_frames=n)
             self._clear_pixels(obj_id, np.flatnonzero(~after))
 
     def lineage_records(self) -> list[LineageRecord]:
@@ -936,9 +810,7 @@ class StackSession:
         from .divisions import decode_click_sets
 
         frame = check_frame(frame, self.num_frames)
-        checked = [check_points(p, l, (self.height, self.width)) for p, l in clicks]
-        if not checked or len({len(p) for p, _ in checked}) != 1:
-            raise ValueError("clicks must be one or more (points, labels) sets with the same number of points each")
+        checked = check_click_sets(clicks, (self.height, self.width))
         coords = np.array([self._scaler.points(p) for p, _ in checked], dtype=np.float32)  # (B, N, 2) as (x, y)
         labels = np.stack([lab for _, lab in checked])
         with self._lock, torch.inference_mode():
@@ -1041,7 +913,7 @@ class StackSession:
                 if saved.output is None:
                     state.pending.pop(frame, None)
                 else:
-                    state.pending[frame] = _Decoded(*saved.output)
+                    state.pending[frame] = Decoded(*saved.output)
                 if saved.memory is not None:
                     self._bank.set_cond(obj_id, frame, saved.memory)
                 prompts.dirty = not saved.decoded
