@@ -16,22 +16,25 @@ from typing import Callable, Iterator, NamedTuple
 import numpy as np
 import torch
 
-from ..model import FrameFeatures, SAM2Model
+from ..model import SAM2Model
 from ..model.device import autocast_for
 from .automatic_options import checked_options
-from .candidates import CandidateStore, MaskCandidate, Output
+from . import session_states
+from .candidates import MaskCandidate
+from .decoding import PREV_LOGIT_LIMIT, PromptDecoder, mask_prompt
 from .features import FeatureCache, MiB
+from .frame_encoder import FrameEncoder
 from .frames import FrameSource
 from .holes import fill_small_holes
-from .intensity import RangeKeys
 from .labels import check_labels_array, compose_frame, exclusive_logits, upsample_logits
 from .lineage import Lineage, LineageRecord, LineageState, label_presence, lineage_records
 from .memory import FrameMemory, MemoryBank
-from .object_state import Decoded, ObjectState, clear_prompts, frame_prompts, frame_states, mark_outdated, mark_written
-from .object_state import reached_frames, set_track_limits, state_of
-from .passes import BACKWARD, FORWARD, UNTRACKED, Pass, plan
-from .prompt_records import FrameRecord, ObjectRecord
-from .prompted_state import PromptedState, checked_state
+from .object_state import ObjectState, clear_prompts, frame_prompts, frame_states, mark_outdated, mark_written
+from .object_state import set_track_limits, state_of
+from .passes import BACKWARD, FORWARD, Pass, plan
+from .persist import load_session, save_session
+from .prompt_records import ObjectRecord
+from .prompted_state import PromptedState
 from .prompts import FramePrompts, PromptScaler, check_box, check_frame, check_mask, check_object_id, check_points
 from .session_checks import check_click_sets, check_label_frame, check_session_args, check_span, check_target
 from .session_checks import check_trackable
@@ -40,9 +43,6 @@ from .session_options import DIRECTION_MEMORIES, DIRECTIONS, RERUN_MODES, Sessio
 # moved out, still importable from here
 __all__ = ["DIRECTIONS", "DIRECTION_MEMORIES", "FrameResult", "PREV_LOGIT_LIMIT", "RERUN_MODES", "SessionOptions",
            "StackSession"]
-
-# prev-logit clamp when correction clicks are decoded with an earlier mask
-PREV_LOGIT_LIMIT = 32.0
 
 
 class FrameResult(NamedTuple):
@@ -102,17 +102,16 @@ class StackSession:
             np.zeros(shape, dtype=np.int32) if labels is None else check_labels_array(labels, shape)
         )
         self._features = FeatureCache(options.feature_cache)
-        self._range_keys = RangeKeys(self.num_frames)
-        # (obj, frame) to decode again after an intensity-range change -> as an
-        # initial frame (no memory); and the (obj, frame) last decoded as one
-        self._redecode: dict[tuple[int, int], bool] = {}
-        self._decoded_initial: set[tuple[int, int]] = set()
-        self._candidates = CandidateStore()
+        self._encoder = FrameEncoder(model, self.frames, self._features, device=self.device,
+                                     autocast=options.autocast, compile_encoder=options.compile_image_encoder)
         self._bank = MemoryBank(
             model.config.tracking,
             history_bytes=int(options.history_mb * MiB),
             separate_directions=options.direction_memory == "separate",
         )
+        # decodes prompts; keeps SAM's candidates and how each frame was decoded
+        self._decoder = PromptDecoder(model, self._bank, self._encoder, num_frames=self.num_frames,
+                                      device=self.device, autocast=options.autocast)
         self._objects: dict[int, ObjectState] = {}
         self._scaler = PromptScaler((self.height, self.width), model.image_size)
         self._lock = threading.RLock()
@@ -123,9 +122,6 @@ class StackSession:
         self.lineage = Lineage()
         self._stop_lock = threading.Lock()
         self._stops = 0  # calls of stop(): a run created before the latest one ends
-        self._encode = model.encode_image
-        if options.compile_image_encoder and self.device.type == "cuda":
-            self._encode = torch.compile(model.encode_image, dynamic=False)
 
     # ================================================================ objects
     @property
@@ -151,7 +147,7 @@ class StackSession:
             if prompts.mask is not None:
                 if prompts.dirty:
                     with torch.inference_mode():
-                        self._decode(obj_id, frame)  # what segment_frame would have done
+                        self._decoder.decode(self._objects[obj_id], obj_id, frame)  # as segment_frame would
                 # the clicks refine the mask's decode; a session file keeps
                 # the mask (given_mask) and the clicks, and replays them so
                 prompts.mask = None
@@ -172,14 +168,7 @@ class StackSession:
         points and box there. Clicks added afterwards refine it."""
         obj_id, frame = self._check_target(obj_id, frame)
         m = check_mask(mask, (self.height, self.width))
-        s = self.model.image_size
-        t = torch.from_numpy(m).float()[None, None]
-        if m.shape != (s, s):
-            t = torch.nn.functional.interpolate(
-                t, size=(s, s), mode="bilinear", align_corners=False, antialias=True
-            )
-            t = t >= 0.5
-        at_model_size = t.bool().numpy()[0, 0]
+        at_model_size = mask_prompt(m, self.model.image_size)
         self._edit_prompts(obj_id, frame, lambda prompts: prompts.set_mask(at_model_size, m))
 
     def clear_frame(self, obj_id: int, frame: int) -> None:
@@ -202,9 +191,7 @@ class StackSession:
             self._state(obj_id)
             del self._objects[obj_id]
             self._bank.remove_object(obj_id)
-            self._candidates.forget(obj_id)
-            self._decoded_initial = {key for key in self._decoded_initial if key[0] != obj_id}
-            self._redecode = {key: v for key, v in self._redecode.items() if key[0] != obj_id}
+            self._decoder.forget(obj_id)
             if clear_labels:
                 self.lineage.remove(obj_id)
                 self._clear_pixels(obj_id, range(self.num_frames))
@@ -243,8 +230,7 @@ class StackSession:
             self._objects.clear()
             self.lineage.clear()
             self._bank.clear()
-            self._candidates = CandidateStore()
-            self._decoded_initial, self._redecode = set(), {}
+            self._decoder.reset()
 
     # ================================================================ frames
     def prepare_frame(self, frame: int) -> None:
@@ -252,11 +238,11 @@ class StackSession:
         when the viewer moves to it) so that prompts there decode instantly."""
         frame = check_frame(frame, self.num_frames)
         with self._lock:
-            self._frame_features(frame)
+            self._encoder.features(frame)
 
     def is_prepared(self, frame: int) -> bool:
         """Whether ``frame``'s image features under the current intensity range are cached."""
-        return self._feature_key(frame) in self._features
+        return self._encoder.cached(frame)
 
     def segment_frame(self, frame: int) -> np.ndarray:
         """Decode the prompts on ``frame`` and write that frame's labels.
@@ -271,7 +257,7 @@ class StackSession:
             for obj_id, state in self._objects.items():
                 prompts = state.prompts.get(frame)
                 if prompts is not None and prompts.dirty:
-                    self._decode(obj_id, frame)
+                    self._decoder.decode(state, obj_id, frame)
             decoded = {
                 obj_id: state.pending[frame].logits
                 for obj_id, state in self._objects.items()
@@ -352,7 +338,7 @@ class StackSession:
             self._running = True
         try:
             with self._lock, torch.inference_mode():
-                self._preflight()
+                self._decoder.prepare(self._objects)  # decodes changed prompts, makes conditioning memories
                 passes = self._plan(direction, lo, hi)
                 # every frame a pass will rewrite is out of date until it is
                 # rewritten, so that a cancelled run is finished by the next one
@@ -403,81 +389,6 @@ class StackSession:
         exclusive = self.model.config.tracking.non_overlap_masks_for_mem_enc
         mark_outdated(self._objects, obj_id, k, rerun=self.options.rerun, exclusive=exclusive)
 
-    def _feature_key(self, frame: int) -> int:
-        return self._range_keys.key(self.frames.intensity_range, frame)
-
-    def _frame_features(self, frame: int) -> FrameFeatures:
-        def compute(_key: int) -> FrameFeatures:
-            image = self.frames.model_input(frame, self.model.image_size, device=self.device)
-            with torch.inference_mode(), autocast_for(self.device, self.options.autocast):
-                return self._encode(image)
-
-        return self._features.get_or_compute(self._feature_key(frame), compute, self.device)
-
-    def _decode(self, obj_id: int, frame: int) -> None:
-        """Run the heads on one object's prompts on one frame (no memory encoding yet)."""
-        state = self._objects[obj_id]
-        prompts = state.prompts[frame]
-        feats = self._frame_features(frame)
-        tracked = state.direction[frame] != UNTRACKED
-        reverse = bool(state.direction[frame] == BACKWARD)
-        readout = (
-            self._bank.readout(obj_id, frame, num_frames=self.num_frames, reverse=reverse)
-            if tracked and self._bank.cond_frames(obj_id)
-            else None
-        )
-        redo = self._redecode.pop((obj_id, frame), None)
-        if redo:  # not from the memory the other range left
-            readout = None
-        with autocast_for(self.device, self.options.autocast):
-            if prompts.mask is not None:
-                mask = torch.from_numpy(prompts.mask).to(self.device)[None, None]
-                step = self.model.track_step(feats, readout=readout, mask=mask, encode_memory=False)
-            else:
-                prev = state.pending[frame].logits if frame in state.pending else self._bank.logits(obj_id, frame)
-                if redo is not None and prompts.given_mask is None:
-                    prev = None  # computed under another range (clicks refining a mask keep it)
-                if prev is not None:
-                    prev = prev.clamp(-PREV_LOGIT_LIMIT, PREV_LOGIT_LIMIT)
-                step = self.model.track_step(
-                    feats,
-                    readout=readout,
-                    points=prompts.point_prompts(self.device),
-                    prev_logits=prev,
-                    encode_memory=False,
-                )
-        head = step.head
-        area = self.model.config.tracking.fill_hole_area
-        low = fill_small_holes(head.low_res.float(), area)
-        low, ptr = self._candidates.record(obj_id, frame, prompts, head, Output(low, head.obj_ptr), fill_hole_area=area)
-        state.pending[frame] = Decoded(low, ptr, head.object_score_logits)
-        prompts.dirty = False
-        if readout is None:
-            self._decoded_initial.add((obj_id, frame))
-        else:
-            self._decoded_initial.discard((obj_id, frame))
-
-    def _preflight(self) -> None:
-        """Decode changed prompts and turn prompted frames into conditioning memories."""
-        for obj_id, state in self._objects.items():
-            for frame, prompts in state.prompts.items():
-                if prompts.dirty:
-                    self._decode(obj_id, frame)
-        s = self.model.image_size
-        for obj_id, state in self._objects.items():
-            for frame, out in sorted(state.pending.items()):
-                feats = self._frame_features(frame)
-                high = torch.nn.functional.interpolate(
-                    out.logits, size=(s, s), mode="bilinear", align_corners=False
-                )
-                with autocast_for(self.device, self.options.autocast):
-                    memory = self.model.encode_memory(
-                        feats.embedding, high, out.object_score, from_points=True
-                    )
-                entry = FrameMemory(memory.to(torch.bfloat16), out.obj_ptr, out.object_score, out.logits)
-                self._bank.set_cond(obj_id, frame, entry)
-            state.pending.clear()
-
     def _plan(self, direction: str, lo: int, hi: int) -> list[Pass]:
         # frames outside an object's track limits are never out of date for it
         allowed = {o: self.lineage.allowed(o, self.num_frames) for o in self._objects}
@@ -493,7 +404,7 @@ class StackSession:
         return [p for p in trimmed if p.frames]
 
     def _track_frame(self, frame: int, objs: list[int], reverse: bool) -> FrameResult:
-        feats = self._frame_features(frame)
+        feats = self._encoder.features(frame)
         lows: dict[int, torch.Tensor] = {}
         ids, readouts = [], []
         for obj_id in objs:
@@ -619,19 +530,15 @@ class StackSession:
         click) is decoded so again, giving what the same clicks give under
         the new range; a correction on a tracked frame reads the memories
         the last propagation left until the next one, and clicks refining a
-        mask given with :meth:`add_mask` refine the frame's last output. The labels are not
-        rewritten here:
-        :meth:`segment_frame` and :meth:`propagate` do that. Setting the
-        range in use changes nothing.
+        mask given with :meth:`add_mask` refine the frame's last output. The
+        labels are not rewritten here: :meth:`segment_frame` and
+        :meth:`propagate` do that. Setting the range in use changes nothing.
         """
         with self._lock:
             self._not_running()
             if not self.frames.set_intensity_range(intensity_range):  # validates first
                 return
-            for obj_id, state in self._objects.items():
-                for frame, prompts in state.prompts.items():
-                    prompts.dirty = True  # its pending output stays only as a previous mask
-                    self._redecode[obj_id, frame] = (obj_id, frame) in self._decoded_initial
+            self._decoder.range_changed(self._objects)
             self.mark_stale()
 
     # ============================================================ candidates
@@ -646,7 +553,7 @@ class StackSession:
         with self._lock, torch.inference_mode():
             self._not_running()
             prompts = self._decoded_prompts(obj_id, frame)
-            return self._candidates.candidates(obj_id, frame, prompts, (self.height, self.width))
+            return self._decoder.candidates.candidates(obj_id, frame, prompts, (self.height, self.width))
 
     def chosen_candidate(self, obj_id: int, frame: int) -> int | None:
         """The candidate chosen for ``obj_id`` on ``frame`` (an index into
@@ -654,7 +561,7 @@ class StackSession:
         obj_id, frame = check_object_id(obj_id), check_frame(frame, self.num_frames)
         with self._lock:
             prompts = self._state(obj_id).prompts.get(frame)
-            return self._candidates.chosen(obj_id, frame, prompts)
+            return self._decoder.candidates.chosen(obj_id, frame, prompts)
 
     def choose_candidate(self, obj_id: int, frame: int, k: int | None) -> np.ndarray:
         """Make candidate ``k`` of :meth:`mask_candidates` (None: the model's
@@ -666,10 +573,7 @@ class StackSession:
         with self._lock, torch.inference_mode():
             self._not_running()
             prompts = self._decoded_prompts(obj_id, frame)
-            low, ptr = self._candidates.choose(obj_id, frame, prompts, k)
-            state = self._objects[obj_id]
-            score = state.pending[frame].object_score if frame in state.pending else self._bank.cond_entry(obj_id, frame).object_score
-            state.pending[frame] = Decoded(low, ptr, score)
+            self._decoder.choose(self._objects[obj_id], obj_id, frame, prompts, k)
             self._mark_stale(obj_id, frame)
             return self.segment_frame(frame)
 
@@ -702,10 +606,6 @@ class StackSession:
             ids = list(self._objects)
         return frame_states(self._objects, self._bank, ids, self.num_frames)
 
-    def _reached(self, obj_id: int, state: ObjectState) -> np.ndarray:
-        """Per frame: whether ``obj_id`` has an output there (tracked, or kept)."""
-        return reached_frames(state, self._bank, obj_id)
-
     # ==================================================== automatic (automatic.py)
     def segment_everything(self, frame: int, options=None):
         """Every object on ``frame`` (:func:`napari_sam2.segment_everything`),
@@ -722,7 +622,7 @@ class StackSession:
         options = checked_options(options)
         with self._lock:
             self._not_running()
-            feats = self._frame_features(frame)
+            feats = self._encoder.features(frame)
             unit = self.frames.normalized(frame)
             candidates = generate_masks(self.model, unit, options=options, full_features=feats)
         return compose_candidates(candidates, options)
@@ -807,16 +707,12 @@ class StackSession:
         ``frame``, decoded as first clicks (no memory) from the frame's cached
         image features. Nothing of the session changes, so it may be called
         between the frames of a running propagation. Returns ``ClickMasks``."""
-        from .divisions import decode_click_sets
-
         frame = check_frame(frame, self.num_frames)
         checked = check_click_sets(clicks, (self.height, self.width))
         coords = np.array([self._scaler.points(p) for p, _ in checked], dtype=np.float32)  # (B, N, 2) as (x, y)
         labels = np.stack([lab for _, lab in checked])
         with self._lock, torch.inference_mode():
-            feats = self._frame_features(frame)
-            with autocast_for(self.device, self.options.autocast):
-                return decode_click_sets(self.model, feats, coords, labels, (self.height, self.width))
+            return self._decoder.click_masks(frame, coords, labels, (self.height, self.width))
 
     def propagate_divisions(self, start=None, stop=None, *, options=None, progress=None):
         """Propagate forward and find divisions as it goes (see
@@ -831,14 +727,7 @@ class StackSession:
     def prompt_records(self) -> list[ObjectRecord]:
         """Every object's prompts as the caller gave them (original pixels, (y, x))."""
         with self._lock:
-            out = []
-            for obj_id, state in self._objects.items():
-                frames = {}
-                for frame, p in sorted(state.prompts.items()):
-                    labels = tuple(int(v) for v in p.labels)
-                    frames[frame] = FrameRecord(tuple(p.given_points), labels, p.given_box, p.given_mask)
-                out.append(ObjectRecord(obj_id, None, frames))
-            return out
+            return session_states.prompt_records(self._objects)
 
     def tracking_state(self) -> dict[int, dict[str, np.ndarray]]:
         """Per object, per frame: the direction of the pass that wrote it
@@ -846,52 +735,20 @@ class StackSession:
         current, and whether it has a result there at all ("reached")
         (copies)."""
         with self._lock:
-            return {obj_id: {"direction": s.direction.copy(), "fresh": s.fresh.copy(),
-                             "reached": self._reached(obj_id, s)}
-                    for obj_id, s in self._objects.items()}
+            return session_states.tracking_state(self._objects, self._bank)
 
     def restore_tracking_state(self, state: dict[int, dict[str, np.ndarray]]) -> None:
         """Take back what :meth:`tracking_state` gave (e.g. from a session file)."""
         with self._lock:
             self._not_running()
-            for obj_id, arrays in state.items():
-                s = self._state(obj_id)
-                for name in ("direction", "fresh"):
-                    value = np.asarray(arrays[name]).astype(getattr(s, name).dtype)
-                    if value.shape != (self.num_frames,):
-                        raise ValueError(
-                            f"tracking state of object {obj_id}: {name} has shape {value.shape}, "
-                            f"expected ({self.num_frames},)"
-                        )
-                    setattr(s, name, value)
-                if "reached" in arrays:  # outputs no pass of this session wrote
-                    reached = np.asarray(arrays["reached"], dtype=bool)
-                    if reached.shape != (self.num_frames,):
-                        raise ValueError(
-                            f"tracking state of object {obj_id}: reached has shape {reached.shape}, "
-                            f"expected ({self.num_frames},)"
-                        )
-                    s.reached_before = reached & (s.direction == UNTRACKED)
+            session_states.restore_tracking_state(self._objects, state, self.num_frames)
 
     def prompted_states(self) -> dict[int, dict[int, PromptedState]]:
         """Per object, per prompted frame, what was decoded there and is not
         in the prompts themselves (:class:`PromptedState`; tensors are the
         session's own, not copies)."""
         with self._lock:
-            out: dict[int, dict[int, PromptedState]] = {}
-            for obj_id, state in self._objects.items():
-                out[obj_id] = {
-                    frame: PromptedState(
-                        decoded=not p.dirty,
-                        output=state.pending.get(frame),
-                        memory=self._bank.cond_entry(obj_id, frame),
-                        initial=(obj_id, frame) in self._decoded_initial,
-                        redecode=self._redecode.get((obj_id, frame)),
-                        candidates=self._candidates.snapshot(obj_id, frame, p),
-                    )
-                    for frame, p in sorted(state.prompts.items())
-                }
-            return out
+            return session_states.prompted_states(self._objects, self._decoder)
 
     def restore_prompted_states(self, states: dict[int, dict[int, PromptedState]]) -> None:
         """Take back what :meth:`prompted_states` gave, after the same prompts
@@ -899,41 +756,11 @@ class StackSession:
         and propagate what they did, without being decoded again."""
         with self._lock:
             self._not_running()
-            checked = {}  # everything first: a state that does not fit changes nothing
-            for obj_id, frames in states.items():
-                state = self._state(obj_id)
-                for frame, saved in frames.items():
-                    if frame not in state.prompts:
-                        raise ValueError(f"object {obj_id} has no prompts on frame {frame} to restore a decode of")
-                    where = f"object {obj_id}, frame {frame}"
-                    checked[obj_id, frame] = checked_state(saved, self.model, self.device, where=where)
-            for (obj_id, frame), saved in checked.items():
-                state = self._objects[obj_id]
-                prompts = state.prompts[frame]
-                if saved.output is None:
-                    state.pending.pop(frame, None)
-                else:
-                    state.pending[frame] = Decoded(*saved.output)
-                if saved.memory is not None:
-                    self._bank.set_cond(obj_id, frame, saved.memory)
-                prompts.dirty = not saved.decoded
-                key = (obj_id, frame)
-                if saved.initial:
-                    self._decoded_initial.add(key)
-                else:
-                    self._decoded_initial.discard(key)
-                if saved.redecode is None:
-                    self._redecode.pop(key, None)
-                else:
-                    self._redecode[key] = bool(saved.redecode)
-                if saved.candidates is not None:
-                    self._candidates.restore(obj_id, frame, prompts, saved.candidates)
+            session_states.restore_prompted_states(self._objects, states, self._decoder)
 
     def save(self, path, *, objects_meta: dict[int, dict] | None = None, model_source: str | None = None):
         """Write the session to ``path`` (a folder, or a ``.zip``), atomically;
         see :mod:`napari_sam2.engine.persist`."""
-        from .persist import save_session
-
         with self._lock:
             self._not_running()
             return save_session(self, path, objects_meta=objects_meta, model_source=model_source)
@@ -947,8 +774,6 @@ class StackSession:
         model or a newer file format is a :class:`SessionFileError` saying
         what differs.
         """
-        from .persist import load_session
-
         session, meta = load_session(cls, path, model, data, **kwargs)
         session.objects_meta = meta
         return session
