@@ -11,31 +11,31 @@ frame, whatever memory frames each reads. Results go into an integer label array
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from ..model import SAM2Model
-from ..model.device import autocast_for
-from .automatic_options import checked_options
 from . import session_states
+from .automatic_options import checked_options
 from .candidates import MaskCandidate
 from .decoding import PREV_LOGIT_LIMIT, PromptDecoder, mask_prompt
 from .features import FeatureCache, MiB
 from .frame_encoder import FrameEncoder
+from .frame_labels import clear_pixels, current_masks, write_labels
+from .frame_step import other_logits, track_objects
 from .frames import FrameSource
-from .holes import fill_small_holes
-from .labels import check_labels_array, compose_frame, exclusive_logits, upsample_logits
+from .labels import check_labels_array, compose_frame
 from .lineage import Lineage, LineageRecord, LineageState, label_presence, lineage_records
-from .memory import FrameMemory, MemoryBank
+from .memory import MemoryBank
 from .object_state import ObjectState, clear_prompts, frame_prompts, frame_states, mark_outdated, mark_written
 from .object_state import set_track_limits, state_of
-from .passes import BACKWARD, FORWARD, Pass, plan
-from .persist import load_session, save_session
 from .prompt_records import ObjectRecord
 from .prompted_state import PromptedState
 from .prompts import FramePrompts, PromptScaler, check_box, check_frame, check_mask, check_object_id, check_points
+from .persist import load_session, save_session
+from .propagation import FrameResult, RunControl, frames_and_labels, mark_planned, plan_run, run_passes
 from .session_checks import check_click_sets, check_label_frame, check_session_args, check_span, check_target
 from .session_checks import check_trackable
 from .session_options import DIRECTION_MEMORIES, DIRECTIONS, RERUN_MODES, SessionOptions
@@ -43,18 +43,6 @@ from .session_options import DIRECTION_MEMORIES, DIRECTIONS, RERUN_MODES, Sessio
 # moved out, still importable from here
 __all__ = ["DIRECTIONS", "DIRECTION_MEMORIES", "FrameResult", "PREV_LOGIT_LIMIT", "RERUN_MODES", "SessionOptions",
            "StackSession"]
-
-
-class FrameResult(NamedTuple):
-    """One propagated frame: ``logits`` is ``K x H x W`` (float32, original
-    resolution), one per id in ``object_ids``; ``labels`` the frame as
-    written and ``previous`` as it was before (e.g. to record an undo step)."""
-
-    frame: int
-    object_ids: tuple[int, ...]
-    logits: torch.Tensor
-    labels: np.ndarray
-    previous: np.ndarray
 
 
 class StackSession:
@@ -115,13 +103,11 @@ class StackSession:
         self._objects: dict[int, ObjectState] = {}
         self._scaler = PromptScaler((self.height, self.width), model.image_size)
         self._lock = threading.RLock()
-        self._running = False
+        self._control = RunControl()  # whether a propagation runs; stop() calls
         # per object id, what a session file kept with it (name, colour)
         self.objects_meta: dict[int, dict] = {}
         # mothers of objects and the frame limits of their tracks (lineage.py)
         self.lineage = Lineage()
-        self._stop_lock = threading.Lock()
-        self._stops = 0  # calls of stop(): a run created before the latest one ends
 
     # ================================================================ objects
     @property
@@ -194,15 +180,7 @@ class StackSession:
             self._decoder.forget(obj_id)
             if clear_labels:
                 self.lineage.remove(obj_id)
-                self._clear_pixels(obj_id, range(self.num_frames))
-
-    def _clear_pixels(self, obj_id: int, frames) -> None:
-        for f in frames:
-            frame = self.labels[f]
-            if np.any(frame == obj_id):
-                new = np.array(frame, copy=True)
-                new[new == obj_id] = 0
-                self.labels[f] = new
+                clear_pixels(self.labels, obj_id, range(self.num_frames))
 
     def mark_stale(self, frames=None) -> None:
         """Mark every object's results on ``frames`` (default: all) out of
@@ -264,10 +242,11 @@ class StackSession:
                 if frame in state.pending
             }
             old = np.array(self.labels[frame], copy=True)
-            ids, logits, kept = self._current_masks(frame, decoded)
+            ids, logits, kept = current_masks(self._bank, self.lineage, self._objects, frame, decoded,
+                                              (self.height, self.width))
             if ids:
                 new = compose_frame(old, ids, logits, kept=kept, claimants=list(decoded))
-                self._write_labels(frame, new)
+                write_labels(self.labels, frame, new)
                 return np.array(new, copy=True)
             return old
 
@@ -297,7 +276,7 @@ class StackSession:
         reached keep their old labels and stay out of date. A frame whose
         label write fails raises and stays out of date too.
         """
-        return _frames_and_labels(self.propagate_results(direction, start, stop, progress))
+        return frames_and_labels(self.propagate_results(direction, start, stop, progress))
 
     def propagate_results(
         self,
@@ -311,67 +290,51 @@ class StackSession:
         with self._lock:
             self._not_running()
             check_trackable(self._objects)
-        return self._run(direction, lo, hi, progress, self._stops)
+        return self._run(direction, lo, hi, progress, self._control.stops)
 
     def stop(self) -> None:
         """End the propagations running or created before this call, after
         the frame each is computing; callable from any thread (e.g. a GUI's
         while a worker thread iterates). Frames not reached stay out of date,
         so the next propagation finishes them."""
-        with self._stop_lock:
-            self._stops += 1
+        self._control.stop()
 
     def stop_token(self) -> int:
         """A mark of now for :meth:`stopped_since`: runs built on the
         session (track everything) take one when they are created."""
-        return self._stops
+        return self._control.stops
 
     def stopped_since(self, token: int) -> bool:
         """Whether :meth:`stop` was called after ``token`` was taken."""
-        return self._stops != token
+        return self._control.stops != token
 
     def _run(self, direction, lo, hi, progress, stops) -> Iterator[FrameResult]:
         # the work starts at the first next(): check the session as it is now
         with self._lock:
             self._not_running()
             check_trackable(self._objects, since_call=True)
-            self._running = True
+            self._control.running = True
         try:
             with self._lock, torch.inference_mode():
                 self._decoder.prepare(self._objects)  # decodes changed prompts, makes conditioning memories
-                passes = self._plan(direction, lo, hi)
-                # every frame a pass will rewrite is out of date until it is
-                # rewritten, so that a cancelled run is finished by the next one
-                for p in passes:
-                    for obj_id in p.objects:
-                        self._objects[obj_id].fresh[p.frames] = False
-            total = sum(len(p.frames) for p in passes)
-            done = 0
-            for p in passes:
-                if p.visited is not None:
-                    # reached without computing (prompted there): recorded as visited
-                    for obj_id in p.objects:
-                        self._objects[obj_id].direction[p.visited] = BACKWARD if p.reverse else FORWARD
-                for f in p.frames:
-                    if self._stops != stops:
-                        return
-                    objs = [o for o in p.objects if self.lineage.tracks(o, f)]
-                    with self._lock, torch.inference_mode():
-                        result = self._track_frame(f, objs, p.reverse)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    yield result
+                passes = plan_run(direction, lo, hi, objects=self._objects, bank=self._bank,
+                                  lineage=self.lineage, num_frames=self.num_frames)
+                mark_planned(passes, self._objects)
+            yield from run_passes(passes, objects=self._objects, lineage=self.lineage, step=self._locked_step,
+                                  stopped=lambda: self._control.stops != stops, progress=progress)
         finally:
-            self._running = False
+            self._control.running = False
+
+    def _locked_step(self, frame: int, objs: list[int], reverse: bool) -> FrameResult:
+        with self._lock, torch.inference_mode():
+            return self._track_frame(frame, objs, reverse)
 
     # ================================================================ internals
     def _check_target(self, obj_id, frame) -> tuple[int, int]:
         return check_target(obj_id, frame, num_frames=self.num_frames, dtype=self.labels.dtype, lineage=self.lineage)
 
     def _not_running(self) -> None:
-        if self._running:
-            raise RuntimeError("a propagation is running; stop it (close the generator) first")
+        self._control.check_idle()
 
     def _state(self, obj_id: int) -> ObjectState:
         return state_of(self._objects, obj_id)
@@ -389,126 +352,20 @@ class StackSession:
         exclusive = self.model.config.tracking.non_overlap_masks_for_mem_enc
         mark_outdated(self._objects, obj_id, k, rerun=self.options.rerun, exclusive=exclusive)
 
-    def _plan(self, direction: str, lo: int, hi: int) -> list[Pass]:
-        # frames outside an object's track limits are never out of date for it
-        allowed = {o: self.lineage.allowed(o, self.num_frames) for o in self._objects}
-        passes = plan(
-            direction,
-            lo,
-            hi,
-            cond=sorted({f for o in self._objects for f in self._bank.cond_frames(o)}),
-            fresh={o: s.fresh | ~allowed[o] for o, s in self._objects.items()},
-            prompted=lambda o, f: self._bank.cond_entry(o, f) is not None,
-        )
-        trimmed = [p._replace(frames=[f for f in p.frames if any(allowed[o][f] for o in p.objects)]) for p in passes]
-        return [p for p in trimmed if p.frames]
-
     def _track_frame(self, frame: int, objs: list[int], reverse: bool) -> FrameResult:
         feats = self._encoder.features(frame)
-        lows: dict[int, torch.Tensor] = {}
-        ids, readouts = [], []
-        for obj_id in objs:
-            entry = self._bank.cond_entry(obj_id, frame)
-            if entry is not None:
-                lows[obj_id] = entry.logits
-                continue
-            ids.append(obj_id)
-            readouts.append(self._bank.readout(obj_id, frame, num_frames=self.num_frames, reverse=reverse))
-        tracking = self.model.config.tracking
-        others = self._other_logits(frame, objs) if tracking.non_overlap_masks_for_mem_enc else []
-        exclusive = tracking.non_overlap_masks_for_mem_enc and bool(ids) and (len(objs) > 1 or bool(others))
-        tracked: list[tuple[list[int], object, torch.Tensor | None]] = []
-        if ids:
-            # one step for every tracked object, whatever memories each reads
-            # (padded to a common length and masked in memory attention)
-            with autocast_for(self.device, self.options.autocast):
-                step = self.model.track_step(feats.expand(len(ids)), readout=readouts, encode_memory=not exclusive)
-            tracked.append((ids, step.head, step.memory))
-        if exclusive:
-            tracked = self._exclusive_memories(feats, tracked, list(lows.values()) + others)
-        for ids, head, memory in tracked:
-            low_all = fill_small_holes(head.low_res.float(), tracking.fill_hole_area)
-            for i, obj_id in enumerate(ids):
-                entry = FrameMemory(
-                    memory[i : i + 1].to(torch.bfloat16),
-                    head.obj_ptr[i : i + 1],
-                    head.object_score_logits[i : i + 1],
-                    low_all[i : i + 1],
-                )
-                self._bank.put(obj_id, frame, entry)
-                lows[obj_id] = entry.logits
-        run = {o: lows[o] for o in objs if o in lows}
+        exclusive = self.model.config.tracking.non_overlap_masks_for_mem_enc
+        others = other_logits(self._bank, self.lineage, self._objects, frame, objs) if exclusive else []
+        run = track_objects(self.model, self._bank, feats, frame, objs, reverse=reverse, num_frames=self.num_frames,
+                            others=others, device=self.device, autocast=self.options.autocast)
         previous = np.array(self.labels[frame], copy=True)
-        ids, logits, kept = self._current_masks(frame, run)
+        ids, logits, kept = current_masks(self._bank, self.lineage, self._objects, frame, run,
+                                          (self.height, self.width))
         new = compose_frame(previous, ids, logits, kept=kept, claimants=list(run))
-        self._write_labels(frame, new)  # raises on failure: the frame stays out of date
+        write_labels(self.labels, frame, new)  # raises on failure: the frame stays out of date
         mark_written(self._objects, objs, frame, reverse=reverse, bank=self._bank)
         order = [ids.index(o) for o in run]
         return FrameResult(frame, tuple(run), logits[order], new, previous)
-
-    def _current_masks(self, frame: int, known: dict[int, torch.Tensor]):
-        """Every tracked object's current mask on ``frame``, to compose it:
-        ``known`` (id -> ``1 x 1 x h x w`` low-resolution logits just
-        computed), and for each other object its latest output there from
-        the memory bank. Returns ``(ids, K x H x W logits, kept)`` in the
-        session's object order (so that ties go the same way whichever
-        objects were re-run), ``kept`` the objects with no output kept for
-        ``frame`` (evicted from the bounded history, or never tracked
-        there): their pixels stay."""
-        lows = {}
-        kept = []
-        for obj_id in self._objects:
-            if not self.lineage.tracks(obj_id, frame):
-                continue
-            low = known[obj_id] if obj_id in known else self._bank.logits(obj_id, frame)
-            if low is None:
-                kept.append(obj_id)
-            else:
-                lows[obj_id] = low
-        ids = list(lows)
-        if not ids:
-            return ids, None, kept
-        logits = upsample_logits(torch.cat([lows[o] for o in ids], dim=0), (self.height, self.width))
-        return ids, logits, kept
-
-    def _other_logits(self, frame: int, objs: list[int]) -> list[torch.Tensor]:
-        """The kept outputs on ``frame`` of the objects not in ``objs``."""
-        out = []
-        for obj_id in self._objects:
-            if obj_id not in objs and self.lineage.tracks(obj_id, frame):
-                low = self._bank.logits(obj_id, frame)
-                if low is not None:
-                    out.append(low)
-        return out
-
-    def _write_labels(self, frame: int, new: np.ndarray) -> None:
-        try:
-            self.labels[frame] = new
-        except Exception as exc:
-            kind = OSError if isinstance(exc, OSError) else ValueError if isinstance(exc, ValueError) else RuntimeError
-            raise kind(
-                f"could not write frame {frame} into the labels array ({type(exc).__name__}: {exc}); "
-                "that frame stays out of date and the next propagation computes it again"
-            ) from exc
-
-    def _exclusive_memories(self, feats, tracked, prompted_lows):
-        """Memories of one frame for all tracked objects at once, each from
-        its mask with the pixels where another object of the frame (tracked
-        or prompted) has a higher logit pushed to -10 or below."""
-        size = (self.model.image_size, self.model.image_size)
-        highs = torch.cat([head.high_res.float() for _, head, _ in tracked])
-        others = [upsample_logits(low, size)[:, None] for low in prompted_lows]
-        exclusive = exclusive_logits(highs, torch.cat(others) if others else None)
-        scores = torch.cat([head.object_score_logits for _, head, _ in tracked])
-        with autocast_for(self.device, self.options.autocast):
-            memory = self.model.encode_memory(
-                feats.embedding.expand(len(highs), -1, -1, -1), exclusive, scores, from_points=False
-            )
-        out, start = [], 0
-        for ids, head, _ in tracked:
-            out.append((ids, head, memory[start : start + len(ids)]))
-            start += len(ids)
-        return out
 
     # ============================================================ intensity
     @property
@@ -657,7 +514,7 @@ class StackSession:
             self._not_running()
             after = set_track_limits(self.lineage, self._objects.get(obj_id), self._bank, obj_id, first, last,
                                      num_frames=n)
-            self._clear_pixels(obj_id, np.flatnonzero(~after))
+            clear_pixels(self.labels, obj_id, np.flatnonzero(~after))
 
     def lineage_records(self) -> list[LineageRecord]:
         """One record per object (tracked, in the labels or in the lineage),
@@ -777,9 +634,3 @@ class StackSession:
         session, meta = load_session(cls, path, model, data, **kwargs)
         session.objects_meta = meta
         return session
-def _frames_and_labels(results: Iterator[FrameResult]) -> Iterator[tuple[int, np.ndarray]]:
-    try:
-        for result in results:
-            yield result.frame, result.labels
-    finally:
-        results.close()
