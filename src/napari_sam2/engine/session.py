@@ -58,45 +58,21 @@ class StackSession:
         options: cache budgets and speed settings (:class:`SessionOptions`).
     """
 
-    def __init__(
-        self,
-        model: SAM2Model,
-        data,
-        *,
-        axis: int = 0,
-        channel_axis: int | None = None,
-        channels=None,
-        index=None,
-        intensity_range="auto",
-        labels=None,
-        options: SessionOptions = SessionOptions(),
-    ) -> None:
+    def __init__(self, model: SAM2Model, data, *, axis: int = 0, channel_axis: int | None = None, channels=None,
+                 index=None, intensity_range="auto", labels=None, options: SessionOptions = SessionOptions()) -> None:
         check_session_args(model, options)
-        self.model = model
-        self.device = model.device
-        self.options = options
-        self.frames = FrameSource(
-            data,
-            axis=axis,
-            channel_axis=channel_axis,
-            channels=channels,
-            index=index,
-            intensity_range=intensity_range,
-        )
+        self.model, self.device, self.options = model, model.device, options
+        self.frames = FrameSource(data, axis=axis, channel_axis=channel_axis, channels=channels, index=index,
+                                  intensity_range=intensity_range)
         self.num_frames = len(self.frames)
         self.height, self.width = self.frames.frame_shape
         shape = (self.num_frames, self.height, self.width)
-        self.labels = (
-            np.zeros(shape, dtype=np.int32) if labels is None else check_labels_array(labels, shape)
-        )
+        self.labels = np.zeros(shape, dtype=np.int32) if labels is None else check_labels_array(labels, shape)
         self._features = FeatureCache(options.feature_cache)
         self._encoder = FrameEncoder(model, self.frames, self._features, device=self.device,
                                      autocast=options.autocast, compile_encoder=options.compile_image_encoder)
-        self._bank = MemoryBank(
-            model.config.tracking,
-            history_bytes=int(options.history_mb * MiB),
-            separate_directions=options.direction_memory == "separate",
-        )
+        self._bank = MemoryBank(model.config.tracking, history_bytes=int(options.history_mb * MiB),
+                                separate_directions=options.direction_memory == "separate")
         # decodes prompts; keeps SAM's candidates and how each frame was decoded
         self._decoder = PromptDecoder(model, self._bank, self._encoder, num_frames=self.num_frames,
                                       device=self.device, autocast=options.autocast)
@@ -236,11 +212,7 @@ class StackSession:
                 prompts = state.prompts.get(frame)
                 if prompts is not None and prompts.dirty:
                     self._decoder.decode(state, obj_id, frame)
-            decoded = {
-                obj_id: state.pending[frame].logits
-                for obj_id, state in self._objects.items()
-                if frame in state.pending
-            }
+            decoded = {obj_id: s.pending[frame].logits for obj_id, s in self._objects.items() if frame in s.pending}
             old = np.array(self.labels[frame], copy=True)
             ids, logits, kept = current_masks(self._bank, self.lineage, self._objects, frame, decoded,
                                               (self.height, self.width))
@@ -251,13 +223,8 @@ class StackSession:
             return old
 
     # ============================================================ propagation
-    def propagate(
-        self,
-        direction: str = "forward",
-        start: int | None = None,
-        stop: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> Iterator[tuple[int, np.ndarray]]:
+    def propagate(self, direction: str = "forward", start: int | None = None, stop: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Track every object through the stack; iterate for ``(frame, labels_2d)``.
 
         ``direction``: "forward", "backward" or "both" (forward from the first
@@ -278,13 +245,8 @@ class StackSession:
         """
         return frames_and_labels(self.propagate_results(direction, start, stop, progress))
 
-    def propagate_results(
-        self,
-        direction: str = "forward",
-        start: int | None = None,
-        stop: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> Iterator[FrameResult]:
+    def propagate_results(self, direction: str = "forward", start: int | None = None, stop: int | None = None,
+                          progress: Callable[[int, int], None] | None = None) -> Iterator[FrameResult]:
         """Like :meth:`propagate`, yielding :class:`FrameResult` (per-object logits too)."""
         lo, hi = check_span(direction, start, stop, self.num_frames)
         with self._lock:
@@ -499,7 +461,6 @@ class StackSession:
         """Frames whose labels hold ``obj_id`` (also for objects no longer tracked)."""
         obj_id = check_object_id(obj_id)
         return [f for f in range(self.num_frames) if np.any(np.asarray(self.labels[f]) == obj_id)]
-
 
     # ================================================================ lineage (lineage.py, divisions.py)
     def limit_track(self, obj_id: int, *, first: int | None = None, last: int | None = None) -> None:
