@@ -144,3 +144,11 @@ class AutomaticOptions:
                     f"AutomaticOptions.max_object_area ({self.max_object_area}) must be >= "
                     f"min_object_area ({self.min_object_area})"
                 )
+
+
+def checked_options(options) -> AutomaticOptions:
+    """``options``, or the defaults for None; anything else is a TypeError."""
+    options = AutomaticOptions() if options is None else options
+    if not isinstance(options, AutomaticOptions):
+        raise TypeError(f"options must be an AutomaticOptions, got {type(options).__name__}")
+    return options

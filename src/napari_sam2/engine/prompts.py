@@ -139,6 +139,28 @@ class FramePrompts:
     given_box: tuple[float, float, float, float] | None = None
     given_mask: np.ndarray | None = None
 
+    def add_clicks(self, points: list[tuple[float, float]], labels: np.ndarray, given: np.ndarray) -> None:
+        """Clicks after those there: ``points`` ``(x, y)`` in model pixels,
+        ``labels`` 1 / 0, ``given`` the same points ``(y, x)`` as the caller gave them."""
+        self.points += points
+        self.labels += labels.tolist()
+        self.given_points += [(float(y), float(x)) for y, x in given]
+
+    def set_box(self, box: np.ndarray, given: np.ndarray) -> None:
+        """``box`` ``(x0, y0, x1, y1)`` in model pixels (``given``: as the
+        caller gave it, ``(y0, x0, y1, x1)``) replaces everything there."""
+        self.mask, self.points, self.labels = None, [], []
+        self.box = box
+        self.given_mask, self.given_points = None, []
+        self.given_box = tuple(float(v) for v in given)
+
+    def set_mask(self, mask: np.ndarray, given: np.ndarray) -> None:
+        """``mask`` (``S x S`` bool at model resolution; ``given``: the
+        caller's ``Y x X`` mask) replaces everything there."""
+        self.box, self.points, self.labels = None, [], []
+        self.mask = mask
+        self.given_box, self.given_points, self.given_mask = None, [], given
+
     def point_prompts(self, device: torch.device) -> PointPrompts | None:
         coords: list = []
         labels: list = []

@@ -11,118 +11,38 @@ frame, whatever memory frames each reads. Results go into an integer label array
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from ..model import FrameFeatures, SAM2Model
-from ..model.device import autocast_for
-from .candidates import CandidateStore, MaskCandidate, Output
-from .features import CacheBudget, FeatureCache, MiB, check_megabytes
-from .frame_states import combine_states, object_frame_states
+from ..model import SAM2Model
+from . import session_states
+from .automatic_options import checked_options
+from .candidates import MaskCandidate
+from .decoding import PREV_LOGIT_LIMIT, PromptDecoder, mask_prompt
+from .features import FeatureCache, MiB
+from .frame_encoder import FrameEncoder
+from .frame_labels import clear_pixels, current_masks, write_labels
+from .frame_step import other_logits, track_objects
 from .frames import FrameSource
-from .holes import fill_small_holes
-from .intensity import RangeKeys
-from .labels import check_id_fits, check_labels_array, compose_frame, exclusive_logits, upsample_logits
+from .labels import check_labels_array, compose_frame
 from .lineage import Lineage, LineageRecord, LineageState, label_presence, lineage_records
-from .memory import FrameMemory, MemoryBank
-from .passes import BACKWARD, FORWARD, UNTRACKED, Pass, outdated, plan
-from .prompt_records import FrameRecord, ObjectRecord
-from .prompted_state import PromptedState, checked_state
-from .prompts import (
-    FramePrompts,
-    PromptScaler,
-    check_box,
-    check_frame,
-    check_mask,
-    check_object_id,
-    check_points,
-)
+from .memory import MemoryBank
+from .object_state import ObjectState, clear_prompts, frame_prompts, frame_states, mark_outdated, mark_written
+from .object_state import set_track_limits, state_of
+from .prompt_records import ObjectRecord
+from .prompted_state import PromptedState
+from .prompts import FramePrompts, PromptScaler, check_box, check_frame, check_mask, check_object_id, check_points
+from .persist import load_session, save_session
+from .propagation import FrameResult, RunControl, frames_and_labels, mark_planned, plan_run, run_passes
+from .session_checks import check_click_sets, check_label_frame, check_session_args, check_span, check_target
+from .session_checks import check_trackable
+from .session_options import DIRECTION_MEMORIES, DIRECTIONS, RERUN_MODES, SessionOptions
 
-DIRECTIONS = ("forward", "backward", "both")
-RERUN_MODES = ("downstream", "all")
-DIRECTION_MEMORIES = ("shared", "separate")
-# prev-logit clamp when correction clicks are decoded with an earlier mask
-PREV_LOGIT_LIMIT = 32.0
-
-
-@dataclass(frozen=True)
-class SessionOptions:
-    """``feature_cache``: RAM (and optional disk) budget for image features;
-    ``history_mb``: budget for tracked frames' memories kept for corrections;
-    ``autocast``: bfloat16 on CUDA; ``compile_image_encoder``: torch.compile
-    the image encoder (CUDA; the first frames are slow while it compiles).
-
-    ``rerun``: what a prompt change (a correction) puts out of date.
-    "downstream" (default, interactive): the frames after it in the
-    direction each was tracked. "all": every frame the object was tracked
-    on, upstream ones too, since every frame attends to every conditioning
-    frame; propagating then gives what Meta's predictor gives when it
-    propagates over the whole span again.
-
-    ``direction_memory``: "shared" (default, as Meta's predictor): a pass
-    reads the tracked memories of earlier frames whichever direction wrote
-    them, so the backward pass of ``propagate("both")`` also reads the
-    forward pass's. "separate": forward passes read only memories written
-    by forward passes and backward passes only those of backward passes
-    (plus the conditioning frames, always), so that the backward half of
-    "both" equals a pure backward propagation from the same prompts."""
-
-    feature_cache: CacheBudget = CacheBudget()
-    history_mb: float = 256.0
-    autocast: bool = True
-    compile_image_encoder: bool = False
-    rerun: str = "downstream"
-    direction_memory: str = "shared"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.feature_cache, CacheBudget):
-            raise TypeError(
-                f"feature_cache must be a CacheBudget, got {type(self.feature_cache).__name__}"
-            )
-        check_megabytes(self.history_mb, "history_mb")
-        for name in ("autocast", "compile_image_encoder"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.rerun not in RERUN_MODES:
-            raise ValueError(f"rerun must be one of {', '.join(RERUN_MODES)}, got {self.rerun!r}")
-        if self.direction_memory not in DIRECTION_MEMORIES:
-            raise ValueError(
-                f"direction_memory must be one of {', '.join(DIRECTION_MEMORIES)}, got {self.direction_memory!r}"
-            )
-
-
-class FrameResult(NamedTuple):
-    """One propagated frame: ``logits`` is ``K x H x W`` (float32, original
-    resolution), one per id in ``object_ids``; ``labels`` the frame as
-    written and ``previous`` as it was before (e.g. to record an undo step)."""
-
-    frame: int
-    object_ids: tuple[int, ...]
-    logits: torch.Tensor
-    labels: np.ndarray
-    previous: np.ndarray
-
-
-class _Decoded(NamedTuple):
-    """A prompted frame's output not yet turned into memory."""
-
-    logits: torch.Tensor  # 1 x 1 x 4S x 4S
-    obj_ptr: torch.Tensor  # 1 x C
-    object_score: torch.Tensor  # 1 x 1
-
-
-@dataclass
-class _ObjectState:
-    prompts: dict[int, FramePrompts] = field(default_factory=dict)
-    pending: dict[int, _Decoded] = field(default_factory=dict)
-    direction: np.ndarray | None = None  # per frame: UNTRACKED / FORWARD / BACKWARD
-    fresh: np.ndarray | None = None  # per frame: output agrees with the current prompts
-    # per frame: an output the saved session had there that no pass of this
-    # one wrote (e.g. a frame whose prompts were removed); set on loading
-    reached_before: np.ndarray | None = None
+# moved out, still importable from here
+__all__ = ["DIRECTIONS", "DIRECTION_MEMORIES", "FrameResult", "PREV_LOGIT_LIMIT", "RERUN_MODES", "SessionOptions",
+           "StackSession"]
 
 
 class StackSession:
@@ -138,70 +58,32 @@ class StackSession:
         options: cache budgets and speed settings (:class:`SessionOptions`).
     """
 
-    def __init__(
-        self,
-        model: SAM2Model,
-        data,
-        *,
-        axis: int = 0,
-        channel_axis: int | None = None,
-        channels=None,
-        index=None,
-        intensity_range="auto",
-        labels=None,
-        options: SessionOptions = SessionOptions(),
-    ) -> None:
-        if not isinstance(model, SAM2Model):
-            raise TypeError(
-                f"model must be a SAM 2 network from napari_sam2.load_model, got {type(model).__name__}"
-            )
-        if not isinstance(options, SessionOptions):
-            raise TypeError(
-                f"options must be a SessionOptions (e.g. SessionOptions(history_mb=128)), "
-                f"got {type(options).__name__}"
-            )
-        self.model = model
-        self.device = model.device
-        self.options = options
-        self.frames = FrameSource(
-            data,
-            axis=axis,
-            channel_axis=channel_axis,
-            channels=channels,
-            index=index,
-            intensity_range=intensity_range,
-        )
+    def __init__(self, model: SAM2Model, data, *, axis: int = 0, channel_axis: int | None = None, channels=None,
+                 index=None, intensity_range="auto", labels=None, options: SessionOptions = SessionOptions()) -> None:
+        check_session_args(model, options)
+        self.model, self.device, self.options = model, model.device, options
+        self.frames = FrameSource(data, axis=axis, channel_axis=channel_axis, channels=channels, index=index,
+                                  intensity_range=intensity_range)
         self.num_frames = len(self.frames)
         self.height, self.width = self.frames.frame_shape
         shape = (self.num_frames, self.height, self.width)
-        self.labels = (
-            np.zeros(shape, dtype=np.int32) if labels is None else check_labels_array(labels, shape)
-        )
+        self.labels = np.zeros(shape, dtype=np.int32) if labels is None else check_labels_array(labels, shape)
         self._features = FeatureCache(options.feature_cache)
-        self._range_keys = RangeKeys(self.num_frames)
-        # (obj, frame) to decode again after an intensity-range change -> as an
-        # initial frame (no memory); and the (obj, frame) last decoded as one
-        self._redecode: dict[tuple[int, int], bool] = {}
-        self._decoded_initial: set[tuple[int, int]] = set()
-        self._candidates = CandidateStore()
-        self._bank = MemoryBank(
-            model.config.tracking,
-            history_bytes=int(options.history_mb * MiB),
-            separate_directions=options.direction_memory == "separate",
-        )
-        self._objects: dict[int, _ObjectState] = {}
+        self._encoder = FrameEncoder(model, self.frames, self._features, device=self.device,
+                                     autocast=options.autocast, compile_encoder=options.compile_image_encoder)
+        self._bank = MemoryBank(model.config.tracking, history_bytes=int(options.history_mb * MiB),
+                                separate_directions=options.direction_memory == "separate")
+        # decodes prompts; keeps SAM's candidates and how each frame was decoded
+        self._decoder = PromptDecoder(model, self._bank, self._encoder, num_frames=self.num_frames,
+                                      device=self.device, autocast=options.autocast)
+        self._objects: dict[int, ObjectState] = {}
         self._scaler = PromptScaler((self.height, self.width), model.image_size)
         self._lock = threading.RLock()
-        self._running = False
+        self._control = RunControl()  # whether a propagation runs; stop() calls
         # per object id, what a session file kept with it (name, colour)
         self.objects_meta: dict[int, dict] = {}
         # mothers of objects and the frame limits of their tracks (lineage.py)
         self.lineage = Lineage()
-        self._stop_lock = threading.Lock()
-        self._stops = 0  # calls of stop(): a run created before the latest one ends
-        self._encode = model.encode_image
-        if options.compile_image_encoder and self.device.type == "cuda":
-            self._encode = torch.compile(model.encode_image, dynamic=False)
 
     # ================================================================ objects
     @property
@@ -222,34 +104,25 @@ class StackSession:
         in between (this may compute the frame's image features now)."""
         obj_id, frame = self._check_target(obj_id, frame)
         yx, labs = check_points(points, labels, (self.height, self.width))
-        with self._lock:
-            self._not_running()
-            prompts = self._frame_prompts(obj_id, frame)
+
+        def add(prompts: FramePrompts) -> None:
             if prompts.mask is not None:
                 if prompts.dirty:
                     with torch.inference_mode():
-                        self._decode(obj_id, frame)  # what segment_frame would have done
+                        self._decoder.decode(self._objects[obj_id], obj_id, frame)  # as segment_frame would
                 # the clicks refine the mask's decode; a session file keeps
                 # the mask (given_mask) and the clicks, and replays them so
                 prompts.mask = None
-            prompts.points += self._scaler.points(yx)
-            prompts.labels += labs.tolist()
-            prompts.given_points += [(float(y), float(x)) for y, x in yx]
-            self._prompt_changed(obj_id, frame)
+            prompts.add_clicks(self._scaler.points(yx), labs, yx)
+
+        self._edit_prompts(obj_id, frame, add)
 
     def add_box(self, obj_id: int, frame: int, box) -> None:
         """Set ``obj_id``'s box ``(y0, x0, y1, x1)`` on ``frame``; it replaces
         earlier points and box there (clicks added afterwards refine it)."""
         obj_id, frame = self._check_target(obj_id, frame)
         yxyx = check_box(box, (self.height, self.width))
-        with self._lock:
-            self._not_running()
-            prompts = self._frame_prompts(obj_id, frame)
-            prompts.mask, prompts.points, prompts.labels = None, [], []
-            prompts.box = self._scaler.box(yxyx)
-            prompts.given_mask, prompts.given_points = None, []
-            prompts.given_box = tuple(float(v) for v in yxyx)
-            self._prompt_changed(obj_id, frame)
+        self._edit_prompts(obj_id, frame, lambda prompts: prompts.set_box(self._scaler.box(yxyx), yxyx))
 
     def add_mask(self, obj_id: int, frame: int, mask) -> None:
         """Give ``obj_id``'s mask on ``frame`` (``Y x X``, boolean or numbers:
@@ -257,20 +130,8 @@ class StackSession:
         points and box there. Clicks added afterwards refine it."""
         obj_id, frame = self._check_target(obj_id, frame)
         m = check_mask(mask, (self.height, self.width))
-        s = self.model.image_size
-        t = torch.from_numpy(m).float()[None, None]
-        if m.shape != (s, s):
-            t = torch.nn.functional.interpolate(
-                t, size=(s, s), mode="bilinear", align_corners=False, antialias=True
-            )
-            t = t >= 0.5
-        with self._lock:
-            self._not_running()
-            prompts = self._frame_prompts(obj_id, frame)
-            prompts.box, prompts.points, prompts.labels = None, [], []
-            prompts.mask = t.bool().numpy()[0, 0]
-            prompts.given_box, prompts.given_points, prompts.given_mask = None, [], m
-            self._prompt_changed(obj_id, frame)
+        at_model_size = mask_prompt(m, self.model.image_size)
+        self._edit_prompts(obj_id, frame, lambda prompts: prompts.set_mask(at_model_size, m))
 
     def clear_frame(self, obj_id: int, frame: int) -> None:
         """Remove ``obj_id``'s prompts on ``frame`` (its mask there stays until
@@ -278,12 +139,7 @@ class StackSession:
         obj_id, frame = check_object_id(obj_id), check_frame(frame, self.num_frames)
         with self._lock:
             self._not_running()
-            state = self._state(obj_id)
-            state.prompts.pop(frame, None)
-            state.pending.pop(frame, None)
-            if self._bank.cond_entry(obj_id, frame) is not None:
-                self._bank.downgrade_cond(obj_id, frame)
-                state.direction[frame] = UNTRACKED
+            clear_prompts(self._state(obj_id), self._bank, obj_id, frame)
             self._mark_stale(obj_id, frame)
 
     def remove_object(self, obj_id: int, *, clear_labels: bool = True) -> None:
@@ -297,20 +153,10 @@ class StackSession:
             self._state(obj_id)
             del self._objects[obj_id]
             self._bank.remove_object(obj_id)
-            self._candidates.forget(obj_id)
-            self._decoded_initial = {key for key in self._decoded_initial if key[0] != obj_id}
-            self._redecode = {key: v for key, v in self._redecode.items() if key[0] != obj_id}
+            self._decoder.forget(obj_id)
             if clear_labels:
                 self.lineage.remove(obj_id)
-                self._clear_pixels(obj_id, range(self.num_frames))
-
-    def _clear_pixels(self, obj_id: int, frames) -> None:
-        for f in frames:
-            frame = self.labels[f]
-            if np.any(frame == obj_id):
-                new = np.array(frame, copy=True)
-                new[new == obj_id] = 0
-                self.labels[f] = new
+                clear_pixels(self.labels, obj_id, range(self.num_frames))
 
     def mark_stale(self, frames=None) -> None:
         """Mark every object's results on ``frames`` (default: all) out of
@@ -318,10 +164,8 @@ class StackSession:
         after their labels were undone or edited outside the session."""
         with self._lock:
             self._not_running()
-            if frames is None:
-                picked = slice(None)
-            else:
-                picked = np.array([check_frame(f, self.num_frames) for f in frames], dtype=np.int64)
+            n = self.num_frames
+            picked = slice(None) if frames is None else np.array([check_frame(f, n) for f in frames], dtype=np.int64)
             for state in self._objects.values():
                 state.fresh[picked] = False
 
@@ -340,8 +184,7 @@ class StackSession:
             self._objects.clear()
             self.lineage.clear()
             self._bank.clear()
-            self._candidates = CandidateStore()
-            self._decoded_initial, self._redecode = set(), {}
+            self._decoder.reset()
 
     # ================================================================ frames
     def prepare_frame(self, frame: int) -> None:
@@ -349,11 +192,11 @@ class StackSession:
         when the viewer moves to it) so that prompts there decode instantly."""
         frame = check_frame(frame, self.num_frames)
         with self._lock:
-            self._frame_features(frame)
+            self._encoder.features(frame)
 
     def is_prepared(self, frame: int) -> bool:
         """Whether ``frame``'s image features under the current intensity range are cached."""
-        return self._feature_key(frame) in self._features
+        return self._encoder.cached(frame)
 
     def segment_frame(self, frame: int) -> np.ndarray:
         """Decode the prompts on ``frame`` and write that frame's labels.
@@ -368,28 +211,20 @@ class StackSession:
             for obj_id, state in self._objects.items():
                 prompts = state.prompts.get(frame)
                 if prompts is not None and prompts.dirty:
-                    self._decode(obj_id, frame)
-            decoded = {
-                obj_id: state.pending[frame].logits
-                for obj_id, state in self._objects.items()
-                if frame in state.pending
-            }
+                    self._decoder.decode(state, obj_id, frame)
+            decoded = {obj_id: s.pending[frame].logits for obj_id, s in self._objects.items() if frame in s.pending}
             old = np.array(self.labels[frame], copy=True)
-            ids, logits, kept = self._current_masks(frame, decoded)
+            ids, logits, kept = current_masks(self._bank, self.lineage, self._objects, frame, decoded,
+                                              (self.height, self.width))
             if ids:
                 new = compose_frame(old, ids, logits, kept=kept, claimants=list(decoded))
-                self._write_labels(frame, new)
+                write_labels(self.labels, frame, new)
                 return np.array(new, copy=True)
             return old
 
     # ============================================================ propagation
-    def propagate(
-        self,
-        direction: str = "forward",
-        start: int | None = None,
-        stop: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> Iterator[tuple[int, np.ndarray]]:
+    def propagate(self, direction: str = "forward", start: int | None = None, stop: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Track every object through the stack; iterate for ``(frame, labels_2d)``.
 
         ``direction``: "forward", "backward" or "both" (forward from the first
@@ -408,341 +243,91 @@ class StackSession:
         reached keep their old labels and stay out of date. A frame whose
         label write fails raises and stays out of date too.
         """
-        return _frames_and_labels(self.propagate_results(direction, start, stop, progress))
+        return frames_and_labels(self.propagate_results(direction, start, stop, progress))
 
-    def propagate_results(
-        self,
-        direction: str = "forward",
-        start: int | None = None,
-        stop: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> Iterator[FrameResult]:
+    def propagate_results(self, direction: str = "forward", start: int | None = None, stop: int | None = None,
+                          progress: Callable[[int, int], None] | None = None) -> Iterator[FrameResult]:
         """Like :meth:`propagate`, yielding :class:`FrameResult` (per-object logits too)."""
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-        lo = 0 if start is None else check_frame(start, self.num_frames)
-        hi = self.num_frames - 1 if stop is None else check_frame(stop, self.num_frames)
-        if lo > hi:
-            raise ValueError(f"start ({lo}) must not be after stop ({hi})")
+        lo, hi = check_span(direction, start, stop, self.num_frames)
         with self._lock:
             self._not_running()
-            self._check_trackable()
-        return self._run(direction, lo, hi, progress, self._stops)
+            check_trackable(self._objects)
+        return self._run(direction, lo, hi, progress, self._control.stops)
 
     def stop(self) -> None:
         """End the propagations running or created before this call, after
         the frame each is computing; callable from any thread (e.g. a GUI's
         while a worker thread iterates). Frames not reached stay out of date,
         so the next propagation finishes them."""
-        with self._stop_lock:
-            self._stops += 1
+        self._control.stop()
 
     def stop_token(self) -> int:
         """A mark of now for :meth:`stopped_since`: runs built on the
         session (track everything) take one when they are created."""
-        return self._stops
+        return self._control.stops
 
     def stopped_since(self, token: int) -> bool:
         """Whether :meth:`stop` was called after ``token`` was taken."""
-        return self._stops != token
-
-    def _check_trackable(self, *, since_call: bool = False) -> None:
-        later = " (the session changed after propagate() was called)" if since_call else ""
-        if not self._objects:
-            raise ValueError(f"no objects to track{later}: add points, a box or a mask first")
-        empty = [i for i, s in self._objects.items() if not s.prompts]
-        if empty:
-            raise ValueError(
-                f"object(s) {empty} have no prompts{later}; add a point, box or mask, or remove them"
-            )
+        return self._control.stops != token
 
     def _run(self, direction, lo, hi, progress, stops) -> Iterator[FrameResult]:
         # the work starts at the first next(): check the session as it is now
         with self._lock:
             self._not_running()
-            self._check_trackable(since_call=True)
-            self._running = True
+            check_trackable(self._objects, since_call=True)
+            self._control.running = True
         try:
             with self._lock, torch.inference_mode():
-                self._preflight()
-                passes = self._plan(direction, lo, hi)
-                # every frame a pass will rewrite is out of date until it is
-                # rewritten, so that a cancelled run is finished by the next one
-                for p in passes:
-                    for obj_id in p.objects:
-                        self._objects[obj_id].fresh[p.frames] = False
-            total = sum(len(p.frames) for p in passes)
-            done = 0
-            for p in passes:
-                if p.visited is not None:
-                    # reached without computing (prompted there): recorded as visited
-                    for obj_id in p.objects:
-                        self._objects[obj_id].direction[p.visited] = BACKWARD if p.reverse else FORWARD
-                for f in p.frames:
-                    if self._stops != stops:
-                        return
-                    objs = [o for o in p.objects if self.lineage.tracks(o, f)]
-                    with self._lock, torch.inference_mode():
-                        result = self._track_frame(f, objs, p.reverse)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    yield result
+                self._decoder.prepare(self._objects)  # decodes changed prompts, makes conditioning memories
+                passes = plan_run(direction, lo, hi, objects=self._objects, bank=self._bank,
+                                  lineage=self.lineage, num_frames=self.num_frames)
+                mark_planned(passes, self._objects)
+            yield from run_passes(passes, objects=self._objects, lineage=self.lineage, step=self._locked_step,
+                                  stopped=lambda: self._control.stops != stops, progress=progress)
         finally:
-            self._running = False
+            self._control.running = False
+
+    def _locked_step(self, frame: int, objs: list[int], reverse: bool) -> FrameResult:
+        with self._lock, torch.inference_mode():
+            return self._track_frame(frame, objs, reverse)
 
     # ================================================================ internals
     def _check_target(self, obj_id, frame) -> tuple[int, int]:
-        obj_id = check_object_id(obj_id)
-        frame = check_frame(frame, self.num_frames)
-        check_id_fits(obj_id, self.labels.dtype)
-        if not self.lineage.tracks(obj_id, frame):
-            first, last = self.lineage.limits(obj_id)
-            raise ValueError(
-                f"object {obj_id}'s track is limited to frames {first if first is not None else 0}.."
-                f"{last if last is not None else self.num_frames - 1} (a division); frame {frame} is outside: "
-                "prompt a daughter there, or lift the limit (limit_track / unlink)"
-            )
-        return obj_id, frame
+        return check_target(obj_id, frame, num_frames=self.num_frames, dtype=self.labels.dtype, lineage=self.lineage)
 
     def _not_running(self) -> None:
-        if self._running:
-            raise RuntimeError("a propagation is running; stop it (close the generator) first")
+        self._control.check_idle()
 
-    def _state(self, obj_id: int) -> _ObjectState:
-        try:
-            return self._objects[obj_id]
-        except KeyError:
-            raise KeyError(f"no object with id {obj_id}; known objects: {self.object_ids}") from None
+    def _state(self, obj_id: int) -> ObjectState:
+        return state_of(self._objects, obj_id)
 
-    def _frame_prompts(self, obj_id: int, frame: int) -> FramePrompts:
-        state = self._objects.get(obj_id)
-        if state is None:
-            n = self.num_frames
-            state = _ObjectState(
-                direction=np.full(n, UNTRACKED, dtype=np.int8),
-                fresh=np.zeros(n, dtype=bool),
-            )
-            self._objects[obj_id] = state
-            self._bank.add_object(obj_id)
-        return state.prompts.setdefault(frame, FramePrompts())
-
-    def _prompt_changed(self, obj_id: int, frame: int) -> None:
-        self._objects[obj_id].prompts[frame].dirty = True
-        self._mark_stale(obj_id, frame)
+    def _edit_prompts(self, obj_id: int, frame: int, edit: Callable[[FramePrompts], None]) -> None:
+        """``edit`` ``obj_id``'s prompts on ``frame`` (made if none), which are then out of date."""
+        with self._lock:
+            self._not_running()
+            edit(frame_prompts(self._objects, self._bank, obj_id, frame, num_frames=self.num_frames))
+            self._objects[obj_id].prompts[frame].dirty = True
+            self._mark_stale(obj_id, frame)
 
     def _mark_stale(self, obj_id: int, k: int) -> None:
-        """A prompt change of ``obj_id`` at ``k`` outdates ``k`` and the
-        frames that read it (:func:`outdated`). With exclusive memories the
-        other objects' memories there change with this object's masks, so
-        they are outdated on the same terms."""
+        """A prompt change of ``obj_id`` at ``k`` (:func:`mark_outdated`)."""
         exclusive = self.model.config.tracking.non_overlap_masks_for_mem_enc
-        for other, s in self._objects.items():
-            if other != obj_id and not exclusive:
-                continue
-            s.fresh[outdated(s.direction, k, rerun=self.options.rerun)] = False
-            if other == obj_id or s.direction[k] != UNTRACKED:
-                s.fresh[k] = False
-
-    def _feature_key(self, frame: int) -> int:
-        return self._range_keys.key(self.frames.intensity_range, frame)
-
-    def _frame_features(self, frame: int) -> FrameFeatures:
-        def compute(_key: int) -> FrameFeatures:
-            image = self.frames.model_input(frame, self.model.image_size, device=self.device)
-            with torch.inference_mode(), autocast_for(self.device, self.options.autocast):
-                return self._encode(image)
-
-        return self._features.get_or_compute(self._feature_key(frame), compute, self.device)
-
-    def _decode(self, obj_id: int, frame: int) -> None:
-        """Run the heads on one object's prompts on one frame (no memory encoding yet)."""
-        state = self._objects[obj_id]
-        prompts = state.prompts[frame]
-        feats = self._frame_features(frame)
-        tracked = state.direction[frame] != UNTRACKED
-        reverse = bool(state.direction[frame] == BACKWARD)
-        readout = (
-            self._bank.readout(obj_id, frame, num_frames=self.num_frames, reverse=reverse)
-            if tracked and self._bank.cond_frames(obj_id)
-            else None
-        )
-        redo = self._redecode.pop((obj_id, frame), None)
-        if redo:  # not from the memory the other range left
-            readout = None
-        with autocast_for(self.device, self.options.autocast):
-            if prompts.mask is not None:
-                mask = torch.from_numpy(prompts.mask).to(self.device)[None, None]
-                step = self.model.track_step(feats, readout=readout, mask=mask, encode_memory=False)
-            else:
-                prev = state.pending[frame].logits if frame in state.pending else self._bank.logits(obj_id, frame)
-                if redo is not None and prompts.given_mask is None:
-                    prev = None  # computed under another range (clicks refining a mask keep it)
-                if prev is not None:
-                    prev = prev.clamp(-PREV_LOGIT_LIMIT, PREV_LOGIT_LIMIT)
-                step = self.model.track_step(
-                    feats,
-                    readout=readout,
-                    points=prompts.point_prompts(self.device),
-                    prev_logits=prev,
-                    encode_memory=False,
-                )
-        head = step.head
-        area = self.model.config.tracking.fill_hole_area
-        low = fill_small_holes(head.low_res.float(), area)
-        low, ptr = self._candidates.record(obj_id, frame, prompts, head, Output(low, head.obj_ptr), fill_hole_area=area)
-        state.pending[frame] = _Decoded(low, ptr, head.object_score_logits)
-        prompts.dirty = False
-        if readout is None:
-            self._decoded_initial.add((obj_id, frame))
-        else:
-            self._decoded_initial.discard((obj_id, frame))
-
-    def _preflight(self) -> None:
-        """Decode changed prompts and turn prompted frames into conditioning memories."""
-        for obj_id, state in self._objects.items():
-            for frame, prompts in state.prompts.items():
-                if prompts.dirty:
-                    self._decode(obj_id, frame)
-        s = self.model.image_size
-        for obj_id, state in self._objects.items():
-            for frame, out in sorted(state.pending.items()):
-                feats = self._frame_features(frame)
-                high = torch.nn.functional.interpolate(
-                    out.logits, size=(s, s), mode="bilinear", align_corners=False
-                )
-                with autocast_for(self.device, self.options.autocast):
-                    memory = self.model.encode_memory(
-                        feats.embedding, high, out.object_score, from_points=True
-                    )
-                entry = FrameMemory(memory.to(torch.bfloat16), out.obj_ptr, out.object_score, out.logits)
-                self._bank.set_cond(obj_id, frame, entry)
-            state.pending.clear()
-
-    def _plan(self, direction: str, lo: int, hi: int) -> list[Pass]:
-        # frames outside an object's track limits are never out of date for it
-        allowed = {o: self.lineage.allowed(o, self.num_frames) for o in self._objects}
-        passes = plan(
-            direction,
-            lo,
-            hi,
-            cond=sorted({f for o in self._objects for f in self._bank.cond_frames(o)}),
-            fresh={o: s.fresh | ~allowed[o] for o, s in self._objects.items()},
-            prompted=lambda o, f: self._bank.cond_entry(o, f) is not None,
-        )
-        trimmed = [p._replace(frames=[f for f in p.frames if any(allowed[o][f] for o in p.objects)]) for p in passes]
-        return [p for p in trimmed if p.frames]
+        mark_outdated(self._objects, obj_id, k, rerun=self.options.rerun, exclusive=exclusive)
 
     def _track_frame(self, frame: int, objs: list[int], reverse: bool) -> FrameResult:
-        feats = self._frame_features(frame)
-        lows: dict[int, torch.Tensor] = {}
-        ids, readouts = [], []
-        for obj_id in objs:
-            entry = self._bank.cond_entry(obj_id, frame)
-            if entry is not None:
-                lows[obj_id] = entry.logits
-                continue
-            ids.append(obj_id)
-            readouts.append(self._bank.readout(obj_id, frame, num_frames=self.num_frames, reverse=reverse))
-        tracking = self.model.config.tracking
-        others = self._other_logits(frame, objs) if tracking.non_overlap_masks_for_mem_enc else []
-        exclusive = tracking.non_overlap_masks_for_mem_enc and bool(ids) and (len(objs) > 1 or bool(others))
-        tracked: list[tuple[list[int], object, torch.Tensor | None]] = []
-        if ids:
-            # one step for every tracked object, whatever memories each reads
-            # (padded to a common length and masked in memory attention)
-            with autocast_for(self.device, self.options.autocast):
-                step = self.model.track_step(feats.expand(len(ids)), readout=readouts, encode_memory=not exclusive)
-            tracked.append((ids, step.head, step.memory))
-        if exclusive:
-            tracked = self._exclusive_memories(feats, tracked, list(lows.values()) + others)
-        for ids, head, memory in tracked:
-            low_all = fill_small_holes(head.low_res.float(), tracking.fill_hole_area)
-            for i, obj_id in enumerate(ids):
-                entry = FrameMemory(
-                    memory[i : i + 1].to(torch.bfloat16),
-                    head.obj_ptr[i : i + 1],
-                    head.object_score_logits[i : i + 1],
-                    low_all[i : i + 1],
-                )
-                self._bank.put(obj_id, frame, entry)
-                lows[obj_id] = entry.logits
-        run = {o: lows[o] for o in objs if o in lows}
+        feats = self._encoder.features(frame)
+        exclusive = self.model.config.tracking.non_overlap_masks_for_mem_enc
+        others = other_logits(self._bank, self.lineage, self._objects, frame, objs) if exclusive else []
+        run = track_objects(self.model, self._bank, feats, frame, objs, reverse=reverse, num_frames=self.num_frames,
+                            others=others, device=self.device, autocast=self.options.autocast)
         previous = np.array(self.labels[frame], copy=True)
-        ids, logits, kept = self._current_masks(frame, run)
+        ids, logits, kept = current_masks(self._bank, self.lineage, self._objects, frame, run,
+                                          (self.height, self.width))
         new = compose_frame(previous, ids, logits, kept=kept, claimants=list(run))
-        self._write_labels(frame, new)  # raises on failure: the frame stays out of date
-        for obj_id in objs:
-            s = self._objects[obj_id]
-            s.direction[frame] = BACKWARD if reverse else FORWARD
-            s.fresh[frame] = True
-            self._bank.written_by(obj_id, frame, reverse=reverse)
+        write_labels(self.labels, frame, new)  # raises on failure: the frame stays out of date
+        mark_written(self._objects, objs, frame, reverse=reverse, bank=self._bank)
         order = [ids.index(o) for o in run]
         return FrameResult(frame, tuple(run), logits[order], new, previous)
-
-    def _current_masks(self, frame: int, known: dict[int, torch.Tensor]):
-        """Every tracked object's current mask on ``frame``, to compose it:
-        ``known`` (id -> ``1 x 1 x h x w`` low-resolution logits just
-        computed), and for each other object its latest output there from
-        the memory bank. Returns ``(ids, K x H x W logits, kept)`` in the
-        session's object order (so that ties go the same way whichever
-        objects were re-run), ``kept`` the objects with no output kept for
-        ``frame`` (evicted from the bounded history, or never tracked
-        there): their pixels stay."""
-        lows = {}
-        kept = []
-        for obj_id in self._objects:
-            if not self.lineage.tracks(obj_id, frame):
-                continue
-            low = known[obj_id] if obj_id in known else self._bank.logits(obj_id, frame)
-            if low is None:
-                kept.append(obj_id)
-            else:
-                lows[obj_id] = low
-        ids = list(lows)
-        if not ids:
-            return ids, None, kept
-        logits = upsample_logits(torch.cat([lows[o] for o in ids], dim=0), (self.height, self.width))
-        return ids, logits, kept
-
-    def _other_logits(self, frame: int, objs: list[int]) -> list[torch.Tensor]:
-        """The kept outputs on ``frame`` of the objects not in ``objs``."""
-        out = []
-        for obj_id in self._objects:
-            if obj_id not in objs and self.lineage.tracks(obj_id, frame):
-                low = self._bank.logits(obj_id, frame)
-                if low is not None:
-                    out.append(low)
-        return out
-
-    def _write_labels(self, frame: int, new: np.ndarray) -> None:
-        try:
-            self.labels[frame] = new
-        except Exception as exc:
-            kind = OSError if isinstance(exc, OSError) else ValueError if isinstance(exc, ValueError) else RuntimeError
-            raise kind(
-                f"could not write frame {frame} into the labels array ({type(exc).__name__}: {exc}); "
-                "that frame stays out of date and the next propagation computes it again"
-            ) from exc
-
-    def _exclusive_memories(self, feats, tracked, prompted_lows):
-        """Memories of one frame for all tracked objects at once, each from
-        its mask with the pixels where another object of the frame (tracked
-        or prompted) has a higher logit pushed to -10 or below."""
-        size = (self.model.image_size, self.model.image_size)
-        highs = torch.cat([head.high_res.float() for _, head, _ in tracked])
-        others = [upsample_logits(low, size)[:, None] for low in prompted_lows]
-        exclusive = exclusive_logits(highs, torch.cat(others) if others else None)
-        scores = torch.cat([head.object_score_logits for _, head, _ in tracked])
-        with autocast_for(self.device, self.options.autocast):
-            memory = self.model.encode_memory(
-                feats.embedding.expand(len(highs), -1, -1, -1), exclusive, scores, from_points=False
-            )
-        out, start = [], 0
-        for ids, head, _ in tracked:
-            out.append((ids, head, memory[start : start + len(ids)]))
-            start += len(ids)
-        return out
 
     # ============================================================ intensity
     @property
@@ -764,19 +349,15 @@ class StackSession:
         click) is decoded so again, giving what the same clicks give under
         the new range; a correction on a tracked frame reads the memories
         the last propagation left until the next one, and clicks refining a
-        mask given with :meth:`add_mask` refine the frame's last output. The labels are not
-        rewritten here:
-        :meth:`segment_frame` and :meth:`propagate` do that. Setting the
-        range in use changes nothing.
+        mask given with :meth:`add_mask` refine the frame's last output. The
+        labels are not rewritten here: :meth:`segment_frame` and
+        :meth:`propagate` do that. Setting the range in use changes nothing.
         """
         with self._lock:
             self._not_running()
             if not self.frames.set_intensity_range(intensity_range):  # validates first
                 return
-            for obj_id, state in self._objects.items():
-                for frame, prompts in state.prompts.items():
-                    prompts.dirty = True  # its pending output stays only as a previous mask
-                    self._redecode[obj_id, frame] = (obj_id, frame) in self._decoded_initial
+            self._decoder.range_changed(self._objects)
             self.mark_stale()
 
     # ============================================================ candidates
@@ -791,7 +372,7 @@ class StackSession:
         with self._lock, torch.inference_mode():
             self._not_running()
             prompts = self._decoded_prompts(obj_id, frame)
-            return self._candidates.candidates(obj_id, frame, prompts, (self.height, self.width))
+            return self._decoder.candidates.candidates(obj_id, frame, prompts, (self.height, self.width))
 
     def chosen_candidate(self, obj_id: int, frame: int) -> int | None:
         """The candidate chosen for ``obj_id`` on ``frame`` (an index into
@@ -799,7 +380,7 @@ class StackSession:
         obj_id, frame = check_object_id(obj_id), check_frame(frame, self.num_frames)
         with self._lock:
             prompts = self._state(obj_id).prompts.get(frame)
-            return self._candidates.chosen(obj_id, frame, prompts)
+            return self._decoder.candidates.chosen(obj_id, frame, prompts)
 
     def choose_candidate(self, obj_id: int, frame: int, k: int | None) -> np.ndarray:
         """Make candidate ``k`` of :meth:`mask_candidates` (None: the model's
@@ -811,10 +392,7 @@ class StackSession:
         with self._lock, torch.inference_mode():
             self._not_running()
             prompts = self._decoded_prompts(obj_id, frame)
-            low, ptr = self._candidates.choose(obj_id, frame, prompts, k)
-            state = self._objects[obj_id]
-            score = state.pending[frame].object_score if frame in state.pending else self._bank.cond_entry(obj_id, frame).object_score
-            state.pending[frame] = _Decoded(low, ptr, score)
+            self._decoder.choose(self._objects[obj_id], obj_id, frame, prompts, k)
             self._mark_stale(obj_id, frame)
             return self.segment_frame(frame)
 
@@ -832,11 +410,7 @@ class StackSession:
         :meth:`propagate` carries on. :meth:`clear_frame` takes it back."""
         frame = check_frame(frame, self.num_frames)
         source = self.labels[frame] if labels is None else np.asarray(labels)
-        if tuple(source.shape) != (self.height, self.width):
-            raise ValueError(
-                f"labels has shape {tuple(source.shape)} but frames are {self.height} x {self.width}; "
-                "give one label frame"
-            )
+        check_label_frame(source, (self.height, self.width))
         self.add_mask(obj_id, frame, np.asarray(source) == obj_id)
 
     def frame_states(self, obj_id: int | None = None) -> np.ndarray:
@@ -849,23 +423,7 @@ class StackSession:
             self._state(ids[0])
         else:
             ids = list(self._objects)
-        per_object = []
-        for i in ids:
-            state = self._objects.get(i)
-            if state is None:
-                continue
-            prompted = [(f, not p.dirty) for f, p in list(state.prompts.items())]
-            per_object.append(object_frame_states(self._reached(i, state), state.fresh, prompted))
-        return combine_states(per_object, self.num_frames)
-
-    def _reached(self, obj_id: int, state: _ObjectState) -> np.ndarray:
-        """Per frame: whether ``obj_id`` has an output there (tracked, or kept)."""
-        reached = state.direction != UNTRACKED
-        if state.reached_before is not None:
-            reached |= state.reached_before
-        for f in np.flatnonzero(~reached):  # e.g. a frame whose prompts were removed keeps its output
-            reached[f] = self._bank.logits(obj_id, int(f)) is not None
-        return reached
+        return frame_states(self._objects, self._bank, ids, self.num_frames)
 
     # ==================================================== automatic (automatic.py)
     def segment_everything(self, frame: int, options=None):
@@ -877,15 +435,13 @@ class StackSession:
         video loader), the stand-alone call resizes as Meta's image
         predictor does: on images not at the model's size the two can
         differ slightly."""
-        from .automatic import AutomaticOptions, compose_candidates, generate_masks
+        from .automatic import compose_candidates, generate_masks
 
         frame = check_frame(frame, self.num_frames)
-        options = AutomaticOptions() if options is None else options
-        if not isinstance(options, AutomaticOptions):
-            raise TypeError(f"options must be an AutomaticOptions, got {type(options).__name__}")
+        options = checked_options(options)
         with self._lock:
             self._not_running()
-            feats = self._frame_features(frame)
+            feats = self._encoder.features(frame)
             unit = self.frames.normalized(frame)
             candidates = generate_masks(self.model, unit, options=options, full_features=feats)
         return compose_candidates(candidates, options)
@@ -906,7 +462,6 @@ class StackSession:
         obj_id = check_object_id(obj_id)
         return [f for f in range(self.num_frames) if np.any(np.asarray(self.labels[f]) == obj_id)]
 
-
     # ================================================================ lineage (lineage.py, divisions.py)
     def limit_track(self, obj_id: int, *, first: int | None = None, last: int | None = None) -> None:
         """Track ``obj_id`` only on frames ``first..last`` (None: no limit on
@@ -918,20 +473,9 @@ class StackSession:
         first, last = (None if v is None else check_frame(v, n) for v in (first, last))
         with self._lock:
             self._not_running()
-            state = self._objects.get(obj_id)
-            old, before = self.lineage.limits(obj_id), self.lineage.allowed(obj_id, n)
-            self.lineage.set_limits(obj_id, first, last)
-            after = self.lineage.allowed(obj_id, n)
-            outside = [] if state is None else sorted(f for f in state.prompts if not after[f])
-            if outside:
-                self.lineage.set_limits(obj_id, *old)
-                raise ValueError(f"object {obj_id} has prompts on frame(s) {outside}, outside frames "
-                                 f"{first or 0}..{n - 1 if last is None else last}; clear them first")
-            if state is not None:
-                self._bank.forget_frames(obj_id, np.flatnonzero(~after))
-                state.direction[~after] = UNTRACKED
-                state.fresh[~after | ~before] = False
-            self._clear_pixels(obj_id, np.flatnonzero(~after))
+            after = set_track_limits(self.lineage, self._objects.get(obj_id), self._bank, obj_id, first, last,
+                                     num_frames=n)
+            clear_pixels(self.labels, obj_id, np.flatnonzero(~after))
 
     def lineage_records(self) -> list[LineageRecord]:
         """One record per object (tracked, in the labels or in the lineage),
@@ -981,18 +525,12 @@ class StackSession:
         ``frame``, decoded as first clicks (no memory) from the frame's cached
         image features. Nothing of the session changes, so it may be called
         between the frames of a running propagation. Returns ``ClickMasks``."""
-        from .divisions import decode_click_sets
-
         frame = check_frame(frame, self.num_frames)
-        checked = [check_points(p, l, (self.height, self.width)) for p, l in clicks]
-        if not checked or len({len(p) for p, _ in checked}) != 1:
-            raise ValueError("clicks must be one or more (points, labels) sets with the same number of points each")
+        checked = check_click_sets(clicks, (self.height, self.width))
         coords = np.array([self._scaler.points(p) for p, _ in checked], dtype=np.float32)  # (B, N, 2) as (x, y)
         labels = np.stack([lab for _, lab in checked])
         with self._lock, torch.inference_mode():
-            feats = self._frame_features(frame)
-            with autocast_for(self.device, self.options.autocast):
-                return decode_click_sets(self.model, feats, coords, labels, (self.height, self.width))
+            return self._decoder.click_masks(frame, coords, labels, (self.height, self.width))
 
     def propagate_divisions(self, start=None, stop=None, *, options=None, progress=None):
         """Propagate forward and find divisions as it goes (see
@@ -1007,14 +545,7 @@ class StackSession:
     def prompt_records(self) -> list[ObjectRecord]:
         """Every object's prompts as the caller gave them (original pixels, (y, x))."""
         with self._lock:
-            out = []
-            for obj_id, state in self._objects.items():
-                frames = {}
-                for frame, p in sorted(state.prompts.items()):
-                    labels = tuple(int(v) for v in p.labels)
-                    frames[frame] = FrameRecord(tuple(p.given_points), labels, p.given_box, p.given_mask)
-                out.append(ObjectRecord(obj_id, None, frames))
-            return out
+            return session_states.prompt_records(self._objects)
 
     def tracking_state(self) -> dict[int, dict[str, np.ndarray]]:
         """Per object, per frame: the direction of the pass that wrote it
@@ -1022,52 +553,20 @@ class StackSession:
         current, and whether it has a result there at all ("reached")
         (copies)."""
         with self._lock:
-            return {obj_id: {"direction": s.direction.copy(), "fresh": s.fresh.copy(),
-                             "reached": self._reached(obj_id, s)}
-                    for obj_id, s in self._objects.items()}
+            return session_states.tracking_state(self._objects, self._bank)
 
     def restore_tracking_state(self, state: dict[int, dict[str, np.ndarray]]) -> None:
         """Take back what :meth:`tracking_state` gave (e.g. from a session file)."""
         with self._lock:
             self._not_running()
-            for obj_id, arrays in state.items():
-                s = self._state(obj_id)
-                for name in ("direction", "fresh"):
-                    value = np.asarray(arrays[name]).astype(getattr(s, name).dtype)
-                    if value.shape != (self.num_frames,):
-                        raise ValueError(
-                            f"tracking state of object {obj_id}: {name} has shape {value.shape}, "
-                            f"expected ({self.num_frames},)"
-                        )
-                    setattr(s, name, value)
-                if "reached" in arrays:  # outputs no pass of this session wrote
-                    reached = np.asarray(arrays["reached"], dtype=bool)
-                    if reached.shape != (self.num_frames,):
-                        raise ValueError(
-                            f"tracking state of object {obj_id}: reached has shape {reached.shape}, "
-                            f"expected ({self.num_frames},)"
-                        )
-                    s.reached_before = reached & (s.direction == UNTRACKED)
+            session_states.restore_tracking_state(self._objects, state, self.num_frames)
 
     def prompted_states(self) -> dict[int, dict[int, PromptedState]]:
         """Per object, per prompted frame, what was decoded there and is not
         in the prompts themselves (:class:`PromptedState`; tensors are the
         session's own, not copies)."""
         with self._lock:
-            out: dict[int, dict[int, PromptedState]] = {}
-            for obj_id, state in self._objects.items():
-                out[obj_id] = {
-                    frame: PromptedState(
-                        decoded=not p.dirty,
-                        output=state.pending.get(frame),
-                        memory=self._bank.cond_entry(obj_id, frame),
-                        initial=(obj_id, frame) in self._decoded_initial,
-                        redecode=self._redecode.get((obj_id, frame)),
-                        candidates=self._candidates.snapshot(obj_id, frame, p),
-                    )
-                    for frame, p in sorted(state.prompts.items())
-                }
-            return out
+            return session_states.prompted_states(self._objects, self._decoder)
 
     def restore_prompted_states(self, states: dict[int, dict[int, PromptedState]]) -> None:
         """Take back what :meth:`prompted_states` gave, after the same prompts
@@ -1075,41 +574,11 @@ class StackSession:
         and propagate what they did, without being decoded again."""
         with self._lock:
             self._not_running()
-            checked = {}  # everything first: a state that does not fit changes nothing
-            for obj_id, frames in states.items():
-                state = self._state(obj_id)
-                for frame, saved in frames.items():
-                    if frame not in state.prompts:
-                        raise ValueError(f"object {obj_id} has no prompts on frame {frame} to restore a decode of")
-                    where = f"object {obj_id}, frame {frame}"
-                    checked[obj_id, frame] = checked_state(saved, self.model, self.device, where=where)
-            for (obj_id, frame), saved in checked.items():
-                state = self._objects[obj_id]
-                prompts = state.prompts[frame]
-                if saved.output is None:
-                    state.pending.pop(frame, None)
-                else:
-                    state.pending[frame] = _Decoded(*saved.output)
-                if saved.memory is not None:
-                    self._bank.set_cond(obj_id, frame, saved.memory)
-                prompts.dirty = not saved.decoded
-                key = (obj_id, frame)
-                if saved.initial:
-                    self._decoded_initial.add(key)
-                else:
-                    self._decoded_initial.discard(key)
-                if saved.redecode is None:
-                    self._redecode.pop(key, None)
-                else:
-                    self._redecode[key] = bool(saved.redecode)
-                if saved.candidates is not None:
-                    self._candidates.restore(obj_id, frame, prompts, saved.candidates)
+            session_states.restore_prompted_states(self._objects, states, self._decoder)
 
     def save(self, path, *, objects_meta: dict[int, dict] | None = None, model_source: str | None = None):
         """Write the session to ``path`` (a folder, or a ``.zip``), atomically;
         see :mod:`napari_sam2.engine.persist`."""
-        from .persist import save_session
-
         with self._lock:
             self._not_running()
             return save_session(self, path, objects_meta=objects_meta, model_source=model_source)
@@ -1123,14 +592,6 @@ class StackSession:
         model or a newer file format is a :class:`SessionFileError` saying
         what differs.
         """
-        from .persist import load_session
-
         session, meta = load_session(cls, path, model, data, **kwargs)
         session.objects_meta = meta
         return session
-def _frames_and_labels(results: Iterator[FrameResult]) -> Iterator[tuple[int, np.ndarray]]:
-    try:
-        for result in results:
-            yield result.frame, result.labels
-    finally:
-        results.close()
