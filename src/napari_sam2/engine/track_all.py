@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
-from .automatic import AutomaticOptions
+from .automatic_options import AutomaticOptions, checked_options
 from .divisions import DivisionOptions, DivisionWatcher, mark_division
-from .prompts import check_frame
+from .session_checks import check_span
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import StackSession
@@ -76,9 +76,7 @@ def track_everything(
     finished, no more frames are segmented or tracked, and the frames not
     reached stay as they were.
     """
-    options = AutomaticOptions() if options is None else options
-    if not isinstance(options, AutomaticOptions):
-        raise TypeError(f"options must be an AutomaticOptions, got {type(options).__name__}")
+    options = checked_options(options)
     if direction not in PASS_DIRECTIONS:
         raise ValueError(
             f"direction must be 'forward' or 'backward' for track_everything (one pass that finds "
@@ -87,7 +85,7 @@ def track_everything(
     if isinstance(detect_every, bool) or not isinstance(detect_every, (int, np.integer)) or detect_every < 1:
         raise ValueError(f"detect_every must be an integer >= 1 (frames), got {detect_every!r}")
     watcher = _watcher(session, divisions, direction)
-    lo, hi = _span(session, start, stop)
+    lo, hi = check_span(direction, start, stop, session.num_frames)
     frames = list(range(lo, hi + 1)) if direction == "forward" else list(range(hi, lo - 1, -1))
     detect_at = set(range(0, len(frames), int(detect_every))) | {len(frames) - 1}
     return _run(session, direction, frames, _Tracker(session, options, divisions=watcher is not None), detect_at,
@@ -107,7 +105,7 @@ def propagate_divisions(
     frame); iterate for ``(frame, labels_2d)``, each frame once. Frames
     already current are read for divisions, not computed again."""
     watcher = _watcher(session, DivisionOptions() if options is None else options, "forward")
-    lo, hi = _span(session, start, stop)
+    lo, hi = check_span("forward", start, stop, session.num_frames)
     return _run(session, "forward", list(range(lo, hi + 1)), None, set(), watcher, progress,
                 session.stop_token())
 
@@ -118,15 +116,6 @@ def _watcher(session, divisions, direction) -> DivisionWatcher | None:
     if direction != "forward":
         raise ValueError("divisions are found going forward in time: use direction='forward' (or divisions=None)")
     return DivisionWatcher(session, divisions)
-
-
-def _span(session, start, stop) -> tuple[int, int]:
-    n = session.num_frames
-    lo = 0 if start is None else check_frame(start, n)
-    hi = n - 1 if stop is None else check_frame(stop, n)
-    if lo > hi:
-        raise ValueError(f"start ({lo}) must not be after stop ({hi})")
-    return lo, hi
 
 
 class _Tracker:
