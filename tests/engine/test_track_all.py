@@ -189,3 +189,69 @@ def _iou(a, b):
 def _prompt_mask(session, obj_id, frame):
     record = next(r for r in session.prompt_records() if r.id == obj_id)
     return np.asarray(record.frames[frame].mask, dtype=bool)
+
+
+def test_area_valley_finds_the_low_between_two_objects_under_one_track():
+    from napari_sam2.engine.track_all import area_valley
+
+    # a nucleus to its pole, out-of-focus glow, the nucleus stacked below
+    assert area_valley([500, 600, 650, 300, 220, 230, 340, 600, 800], 0.4) == 4
+    assert area_valley([0, 0, 500, 100, 0, 300, 600, 700], 0.4) == 4  # absent on the low; leading frames skipped
+    assert area_valley([500, 600, 300, 600], 0.4) is None  # the rise needs two frames after the low
+    assert area_valley([800, 800, 420, 450, 480, 520], 0.4) is None  # a daughter at half her mother: no cut
+    assert area_valley([800, 600, 300, 200, 150, 100], 0.4) is None  # a nucleus ending: no rise
+    assert area_valley([800, 300, 800, 100, 90, 700, 750], 0.4) == 4  # of two lows, the deeper
+    assert area_valley([], 0.4) is None and area_valley([0, 0, 0, 0], 0.4) is None
+
+
+def _stacked_session(demo, n=8):
+    """Object 1 prompted on frame 0 with disc A; its labels (set by hand, as
+    SAM 2 tracks it on through a z-stack) follow A to its pole on frames 0-3,
+    a speck on frame 4 and disc B, stacked below A, on frames 5-7."""
+    radii = [12, 10, 7, 4, 2, 6, 10, 12]
+    yy, xx = np.mgrid[0:120, 0:120]
+    image = np.zeros((n, 120, 120), np.uint16)
+    masks = [(yy - 60) ** 2 + (xx - 60) ** 2 <= r * r for r in radii[:n]]
+    for t, m in enumerate(masks):
+        image[t] = 200 + 1500 * ndimage.gaussian_filter(m.astype(float), 1.5)
+    session = StackSession(demo, image)
+    session.add_mask(1, 0, masks[0])
+    for t, m in enumerate(masks):
+        session.labels[t] = m.astype(np.int32)
+    return session, masks
+
+
+def test_a_track_over_two_stacked_nuclei_is_cut_at_its_low(demo):
+    from napari_sam2.engine.track_all import _Tracker
+
+    session, masks = _stacked_session(demo)
+    tracker = _Tracker(session, OPTIONS)
+    assert tracker.cut_valleys(list(range(8)), "forward", 0) == 5
+    assert session.object_ids == [1, 2] and session.prompted_frames(2) == [5]
+    assert np.array_equal(_prompt_mask(session, 2, 5), masks[5])
+    assert session.object_frames(1) == [0, 1, 2, 3, 4]  # object 1 ends on the low: its later pixels are gone
+    assert session.lineage.limits(1) == (None, 4) and session.lineage.mother(2) == 0
+    assert tracker.cut_valleys(list(range(8)), "forward", 0) is None  # nothing left to cut
+
+    late, _ = _stacked_session(demo)  # frames 0-5 handed out already: the cut is made after them
+    assert _Tracker(late, OPTIONS).cut_valleys(list(range(8)), "forward", 6) == 6
+    assert late.prompted_frames(2) == [6] and late.object_frames(1) == [0, 1, 2, 3, 4, 5]
+
+    back, _ = _stacked_session(demo)  # a backward pass over the same frames, from frame 7
+    back.remove_object(1, clear_labels=False)
+    back.add_mask(1, 7, masks[7])
+    assert _Tracker(back, OPTIONS).cut_valleys(list(range(7, -1, -1)), "backward", 0) == 4  # frame 3
+    assert back.prompted_frames(2) == [3] and back.lineage.limits(1) == (4, None)
+
+    corrected, _ = _stacked_session(demo)  # prompted after the low: left alone
+    corrected.add_mask(1, 6, masks[6])
+    assert _Tracker(corrected, OPTIONS).cut_valleys(list(range(8)), "forward", 0) is None
+    assert corrected.object_ids == [1]
+
+    off, _ = _stacked_session(demo)
+    assert _Tracker(off, AutomaticOptions(points_per_side=12, valley_cut=None)).cut_valleys(
+        list(range(8)), "forward", 0) is None
+    assert off.object_ids == [1] and off.object_frames(1) == list(range(8))
+    with pytest.raises(ValueError, match="valley_cut must be a number in"):
+        AutomaticOptions(valley_cut=1.0)
+

@@ -58,7 +58,12 @@ class AutomaticOptions:
     is absent before it stops being tracked) and ``separate_merged`` (on each
     detection frame, a tracked mask that holds two or more automatic objects
     is prompted again with the one that continues it, the others become new
-    objects; see ``engine/track_all``).
+    objects; see ``engine/track_all``) and ``valley_cut`` (a tracked
+    object whose area falls to at most this fraction of its peak before and
+    of its peak after, with at least two frames after the low, holds two
+    objects one after the other: two nuclei stacked in z that SAM 2 follows
+    as one, or a cell that left and another that came; its track is cut at
+    the low and what follows becomes a new object; None: never).
 
     The defaults suit cells and nuclei of a few to a few hundred pixels
     across: a 32 x 32 grid, a lenient predicted-IoU cut (the shipped demo
@@ -97,6 +102,7 @@ class AutomaticOptions:
     new_object_overlap: float = 0.3
     lost_after: int = 3
     separate_merged: bool = True
+    valley_cut: float | None = 0.4
 
     def __post_init__(self) -> None:
         def positive_int(name: str) -> None:
@@ -122,6 +128,11 @@ class AutomaticOptions:
                      "crop_nms_thresh", "crop_overlap_ratio", "new_object_overlap", "duplicate_overlap",
                      "split_min_share"):
             fraction(name)
+        if self.valley_cut is not None and (
+            isinstance(self.valley_cut, bool) or not isinstance(self.valley_cut, (int, float, np.floating))
+            or not 0.0 < self.valley_cut < 1.0
+        ):
+            raise ValueError(f"AutomaticOptions.valley_cut must be a number in (0, 1) or None, got {self.valley_cut!r}")
         if self.split_neck is not None and (
             isinstance(self.split_neck, bool) or not isinstance(self.split_neck, (int, float, np.floating))
             or not 0.0 < self.split_neck <= 1.0

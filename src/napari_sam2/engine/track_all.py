@@ -20,6 +20,17 @@ mask on the frame before) and the others become new objects
 ``MERGE_GROWTH`` over the last few frames is so treated: a dividing cell
 keeps its area, and its two daughters are the division watcher's to find.
 
+A track can also hold two objects one after the other: SAM 2 follows a
+nucleus to its pole in a z-stack and on into the nucleus stacked below it,
+or a cell leaves and another comes in where it was. On each detection
+frame, a tracked object whose area fell to a low of at most
+``options.valley_cut`` of its peak before and of its peak after is cut
+(:func:`area_valley`): it ends before the first frame after the low that
+has not been handed out yet (without divisions, whose dating holds frames
+back, that is the detection frame itself), what follows becomes a new
+object prompted with its mask on that frame, and the pass tracks again from
+there. ``options.valley_cut`` None: never.
+
 With ``divisions`` (a :class:`~.divisions.DivisionOptions`), a forward pass
 also finds divisions (:class:`~.divisions.DivisionWatcher`): the mother's
 track ends, two daughters start, their mother is recorded in
@@ -196,6 +207,47 @@ class _Tracker:
                               key=lambda auto_id: int((reference & (autos == auto_id)).sum()))
         return out
 
+    def cut_valleys(self, frames: list[int], direction: str, open_from: int) -> int | None:
+        """Cut every tracked object whose areas over ``frames`` (the pass so
+        far, in pass order) have a valley (:func:`area_valley`): it ends on
+        the low, and its mask on the frame after becomes a new object
+        tracked from there. Frames before pass position ``open_from`` were
+        handed out already and stay as they are: a cut is made there at the
+        earliest. Returns the earliest pass position to track again (where
+        a new object starts), or None when nothing was cut."""
+        ratio = self.options.valley_cut
+        if ratio is None or len(frames) < 4:
+            return None
+        tracked = self.session.object_ids
+        if not tracked:
+            return None
+        top = max(tracked) + 1
+        areas = np.zeros((len(frames), top), dtype=np.int64)
+        for k, f in enumerate(frames):
+            lab = np.asarray(self.session.labels[f])
+            counts = np.bincount(lab[(lab > 0) & (lab < top)].ravel(), minlength=top)
+            areas[k] = counts[:top]
+        earliest = None
+        for obj_id in tracked:
+            low = area_valley(areas[:, obj_id], ratio)
+            if low is None:
+                continue
+            start = max(low + 1, open_from)
+            if start >= len(frames):
+                continue
+            mask = np.asarray(self.session.labels[frames[start]]) == obj_id
+            positions = [abs(f - frames[0]) for f in self.session.prompted_frames(obj_id)]
+            if not mask.any() or any(p >= start for p in positions):
+                continue  # absent there, or prompted from there on (a correction, a separation): leave it
+            (new_id,) = self.take_ids(1)
+            if direction == "forward":
+                self.session.limit_track(obj_id, last=frames[start - 1])
+            else:
+                self.session.limit_track(obj_id, first=frames[start - 1])
+            self.session.add_mask(new_id, frames[start], mask)
+            earliest = start if earliest is None else min(earliest, start)
+        return earliest
+
     def seen(self, ids, labels: np.ndarray) -> None:
         present = set(np.unique(labels).tolist())
         for obj_id in ids:
@@ -207,6 +259,27 @@ class _Tracker:
             self.session.remove_object(obj_id, clear_labels=False)
             del self.absent[obj_id]
         return lost
+
+
+def area_valley(areas: np.ndarray, ratio: float) -> int | None:
+    """The position of a low in a track's areas (one per frame of the pass,
+    0 where absent) that is at most ``ratio`` times its highest area before
+    and after it, with at least two frames after it and the object present
+    before it; of several, the deepest (relative to the lower peak). None
+    when there is none."""
+    a = np.asarray(areas, dtype=np.float64)
+    present = np.flatnonzero(a > 0)
+    if len(present) == 0:
+        return None
+    a = a[present[0]:]
+    best, best_depth = None, ratio
+    before = np.maximum.accumulate(a)
+    after = np.maximum.accumulate(a[::-1])[::-1]
+    for v in range(1, len(a) - 2):
+        peak = min(before[v - 1], after[v + 1])
+        if peak > 0 and a[v] <= best_depth * peak:
+            best, best_depth = v, a[v] / peak
+    return None if best is None else best + int(present[0])
 
 
 class _Output:
@@ -263,6 +336,12 @@ def _run(session, direction, frames, tracker, detect_at, watcher, progress, toke
                 pos = index + 1  # the division could not be made: carry on after the frame that found it
                 continue
         if end in pending:
+            cut = tracker.cut_valleys(frames[: end + 1], direction, out.done)
+            if cut is not None:
+                pos = cut  # track again from the frame after the cut; ``end`` is still to be segmented
+                if watcher is not None:
+                    watcher.rewind(frames[cut])
+                continue
             pending.remove(end)
             if tracker.detect(frames[end], frames[max(0, end - GROWTH_FRAMES):end][::-1]):
                 pos = end  # the next chunk tracks the detection frame again, with the new objects
