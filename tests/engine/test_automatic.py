@@ -121,8 +121,8 @@ def test_composition_better_mask_wins_and_duplicates_go():
 
 def test_area_bonus_prefers_the_whole_of_nested_masks():
     """A part of an object with a slightly higher predicted IoU than the
-    whole wins under Meta's ranking (area_bonus 0, the default) and loses
-    to the whole with a bonus of 0.3; ranks are predicted IoU + bonus x ln(area)."""
+    whole wins under Meta's ranking (area_bonus 0) and loses to the whole
+    with a bonus of 0.3 (the default); ranks are predicted IoU + bonus x ln(area)."""
     from napari_sam2.engine.automatic import rank_scores
 
     whole = np.zeros((30, 30), bool)
@@ -132,7 +132,8 @@ def test_area_bonus_prefers_the_whole_of_nested_masks():
     cands = _candidates([half, whole], [0.62, 0.58])
     meta = compose_candidates(cands, AutomaticOptions(min_object_area=1, area_bonus=0.0))
     assert [o.area for o in meta.objects] == [128, 128]  # the half first, then what is left of the whole
-    ours = compose_candidates(cands, AutomaticOptions(min_object_area=1, area_bonus=0.3))
+    ours = compose_candidates(cands, AutomaticOptions(min_object_area=1))
+    assert AutomaticOptions().area_bonus == 0.3
     assert [(o.area, o.predicted_iou) for o in ours.objects] == [(256, pytest.approx(0.58))]
     assert np.allclose(rank_scores(cands, 0.3), [0.62 + 0.3 * np.log(128), 0.58 + 0.3 * np.log(256)])
     assert rank_scores(cands, 0.0) is cands.predicted_iou

@@ -41,6 +41,7 @@ frames are yielded only once no division can change them any more.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
@@ -80,7 +81,9 @@ def track_everything(
     each automatic object covered by tracked objects (or other labels) on
     less than ``options.new_object_overlap`` of its pixels becomes a new
     object with the next free id, prompted with its mask on that frame.
-    ``divisions``: find divisions too (forward passes only; None: don't).
+    ``divisions``: find divisions too (forward passes only; None: don't);
+    frames are then segmented with ``divisions.area_bonus`` and
+    ``divisions.stability_score_thresh``.
     ``progress(done, total)`` is called after each frame. Closing the
     generator cancels between frames, as for ``propagate``; so does
     ``session.stop()`` (from any thread): the frame being computed is
@@ -96,6 +99,9 @@ def track_everything(
     if isinstance(detect_every, bool) or not isinstance(detect_every, (int, np.integer)) or detect_every < 1:
         raise ValueError(f"detect_every must be an integer >= 1 (frames), got {detect_every!r}")
     watcher = _watcher(session, divisions, direction)
+    if watcher is not None:
+        options = replace(options, **{k: v for k in ("area_bonus", "stability_score_thresh")
+                                      if (v := getattr(divisions, k)) is not None})
     lo, hi = check_span(direction, start, stop, session.num_frames)
     frames = list(range(lo, hi + 1)) if direction == "forward" else list(range(hi, lo - 1, -1))
     detect_at = set(range(0, len(frames), int(detect_every))) | {len(frames) - 1}
