@@ -70,18 +70,21 @@ class AutomaticOptions:
     model's IoU head ranks poorly), a strict box NMS (touching cells have
     touching, not overlapping, boxes) and objects of at least 12 pixels and
     at most a quarter of a 1024 x 1024 frame; masks over two touching cells
-    split (``split_neck`` 0.8, ``split_min_share`` 0.4, chosen on training
-    seeds of the synthetic data: F1 0.73-0.76 -> 0.85-0.87 there);
-    ``area_bonus`` 0.3: of nested candidates the larger wins (a part of a
-    cell no longer displaces the whole cell), and with it a stability cut
-    of 0.8 (0.85 without): on training seeds 7000-7059 with the demo model
-    and 16 x 16 points F1 0.849 (no bonus, 0.85) -> 0.894 (0.3, 0.85) ->
-    0.904 (0.3, 0.8; 0.75: 0.896); track everything on training time-lapses
-    0-5 DET / TRA 0.846 / 0.830 -> 0.863 / 0.842 -> 0.896 / 0.876 (bonus 0:
-    Meta's ranking, as the equality tests use). Lineages got worse with it (a mask
-    over two fresh daughters outranks each; training seeds 0-5: TRA 0.865 ->
-    0.854, BC(0) 0.662 -> 0.617), so track-everything ranks with
-    ``DivisionOptions.area_bonus`` (0) while it finds divisions.
+    split (``split_neck`` 0.9, ``split_min_share`` 0.4) and ``area_bonus``
+    0.3: of nested candidates the larger wins (a part of a cell no longer
+    displaces the whole cell), with a stability cut of 0.8. All chosen on
+    training seeds of the synthetic data with the demo model and 16 x 16
+    points; segment F1 on seeds 7000-7059: no bonus, cut 0.85, neck 0.8:
+    0.849; bonus 0.3: 0.894; and cut 0.8: 0.904 (0.75: 0.896); and neck 0.9:
+    0.924 (neck 0.7 / 0.85 / 0.95 / 1.0: 0.847 / 0.915 / 0.924 / 0.778).
+    Track everything on training time-lapses 0-5, DET / TRA, the same
+    steps: 0.846 / 0.830, 0.863 / 0.842, 0.896 / 0.876, 0.901 / 0.884; on
+    z-stacks 0-11 nuclei missed 12, 8, 5, 3 of 120 (bonus 0 is Meta's
+    ranking, as the equality tests use). Lineages got worse with the bonus
+    (a mask over two fresh daughters outranks each; training seeds 0-5:
+    BC(0) 0.662 -> 0.617) and with the cut of 0.8 (0.662 -> 0.553), so
+    track-everything segments with ``DivisionOptions.area_bonus`` (0) and
+    ``DivisionOptions.stability_score_thresh`` (0.85) while it finds divisions.
     """
 
     points_per_side: int = 32
@@ -99,7 +102,7 @@ class AutomaticOptions:
     area_bonus: float = 0.3
     use_m2m: bool = False
     multimask_output: bool | None = True
-    split_neck: float | None = 0.8
+    split_neck: float | None = 0.9
     split_min_share: float = 0.4
     duplicate_overlap: float = 0.5
     min_object_area: int = 12
