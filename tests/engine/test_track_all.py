@@ -266,7 +266,6 @@ def test_a_track_over_two_stacked_nuclei_is_cut_at_its_low(demo):
         AutomaticOptions(valley_cut=1.0)
 
 
-
 def test_finding_divisions_segments_with_the_division_options_ranking(demo):
     """Track everything segments with the AutomaticOptions' area bonus and
     stability cut (0.3 and 0.8 by default), but with DivisionOptions' (0 and

@@ -136,16 +136,18 @@ class AutomaticOptions:
                      "crop_nms_thresh", "crop_overlap_ratio", "new_object_overlap", "duplicate_overlap",
                      "split_min_share"):
             fraction(name)
-        if self.valley_cut is not None and (
-            isinstance(self.valley_cut, bool) or not isinstance(self.valley_cut, (int, float, np.floating))
-            or not 0.0 < self.valley_cut < 1.0
-        ):
-            raise ValueError(f"AutomaticOptions.valley_cut must be a number in (0, 1) or None, got {self.valley_cut!r}")
-        if self.split_neck is not None and (
-            isinstance(self.split_neck, bool) or not isinstance(self.split_neck, (int, float, np.floating))
-            or not 0.0 < self.split_neck <= 1.0
-        ):
-            raise ValueError(f"AutomaticOptions.split_neck must be a number in (0, 1] or None, got {self.split_neck!r}")
+        def optional_share(name: str, *, one: bool) -> None:
+            # None, or a number in (0, 1] (``one``) or (0, 1)
+            v = getattr(self, name)
+            if v is None:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not (
+                    0.0 < v <= 1.0 if one else 0.0 < v < 1.0):
+                raise ValueError(f"AutomaticOptions.{name} must be a number in (0, 1{']' if one else ')'} "
+                                 f"or None, got {v!r}")
+
+        optional_share("valley_cut", one=False)
+        optional_share("split_neck", one=True)
         if not isinstance(self.area_bonus, (int, float, np.floating)) or isinstance(self.area_bonus, bool) \
                 or not 0.0 <= self.area_bonus < math.inf:
             raise ValueError(f"AutomaticOptions.area_bonus must be a number >= 0, got {self.area_bonus!r}")

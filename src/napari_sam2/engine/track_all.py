@@ -215,12 +215,12 @@ class _Tracker:
 
     def cut_valleys(self, frames: list[int], direction: str, open_from: int) -> int | None:
         """Cut every tracked object whose areas over ``frames`` (the pass so
-        far, in pass order) have a valley (:func:`area_valley`): it ends on
-        the low, and its mask on the frame after becomes a new object
-        tracked from there. Frames before pass position ``open_from`` were
-        handed out already and stay as they are: a cut is made there at the
-        earliest. Returns the earliest pass position to track again (where
-        a new object starts), or None when nothing was cut."""
+        far, in pass order) have a valley (:func:`area_valley`): it ends
+        before the first frame after the low from pass position
+        ``open_from`` on (the frames before were handed out already and stay
+        as they are), and its mask on that frame becomes a new object
+        tracked from there. Returns the earliest pass position to track
+        again (where a new object starts), or None when nothing was cut."""
         ratio = self.options.valley_cut
         if ratio is None or len(frames) < 4:
             return None
@@ -230,9 +230,7 @@ class _Tracker:
         top = max(tracked) + 1
         areas = np.zeros((len(frames), top), dtype=np.int64)
         for k, f in enumerate(frames):
-            lab = np.asarray(self.session.labels[f])
-            counts = np.bincount(lab[(lab > 0) & (lab < top)].ravel(), minlength=top)
-            areas[k] = counts[:top]
+            areas[k] = np.bincount(np.asarray(self.session.labels[f]).ravel(), minlength=top)[:top]
         earliest = None
         for obj_id in tracked:
             low = area_valley(areas[:, obj_id], ratio)
