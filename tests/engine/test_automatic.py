@@ -184,3 +184,42 @@ def test_session_segment_everything_reuses_cached_features(model, count_calls):
     assert session.object_ids == [] and not session.labels.any()
     crops = session.segment_everything(1, AutomaticOptions(points_per_side=4, crop_layers=1))
     assert encodes.count == 1 + 4 and crops.labels.shape == (48, 64)
+
+
+def test_segment_everything_where_prompts_only_the_grid_points_on_it(model):
+    session = StackSession(model, blobs(2, 48, 64))
+    full = session.segment_everything(0, FAST)
+    assert full.objects
+    everywhere = session.segment_everything(0, FAST, where=np.ones((48, 64), bool))
+    assert np.array_equal(everywhere.labels, full.labels)
+    left = np.zeros((48, 64), bool)
+    left[:, :32] = True  # the 4 x 4 grid's two left columns (x = 8, 24)
+    part = session.segment_everything(0, FAST, where=left)
+    assert part.objects and all(o.point[1] < 32 for o in part.objects)
+    assert not session.segment_everything(0, FAST, where=np.zeros((48, 64), bool)).objects
+    with pytest.raises(ValueError, match="where must be a 48 x 64 bool image"):
+        session.segment_everything(0, FAST, where=np.ones((48, 63), bool))
+    # fewer prompts, fewer batches: 8 of the 16 points, one batch of 8 instead of two
+    from napari_sam2.engine.automatic import generate_masks
+
+    unit = session.frames.normalized(0)
+    for layers, whole in ((0, 2), (1, 2 + 4 * 2)):  # with a crop layer, each crop prompts its points on ``where``
+        options = AutomaticOptions(points_per_side=4, points_per_batch=8, crop_layers=layers)
+        calls, some = [], []
+        generate_masks(model, unit, options=options, progress=lambda d, t: calls.append((d, t)))
+        generate_masks(model, unit, options=options, where=left, progress=lambda d, t: some.append((d, t)))
+        assert calls[-1] == (whole, whole)
+        assert some[-1][0] == some[-1][1] < whole and (layers or some[-1] == (1, 1))
+
+
+def test_segment_everything_may_run_between_the_frames_of_a_propagation(model):
+    session = StackSession(model, blobs(3, 48, 64))
+    session.add_points(1, 0, [[24, 20]], [1])
+    before = session.segment_everything(1, FAST)
+    run = session.propagate()
+    next(run)
+    during = session.segment_everything(1, FAST)  # reads only: allowed while frames are being tracked
+    rest = [f for f, _ in run]
+    assert rest == [1, 2]
+    assert np.array_equal(during.labels, before.labels)
+    assert session.object_ids == [1]

@@ -278,8 +278,8 @@ def test_finding_divisions_segments_with_the_division_options_ranking(demo):
     def used(**kw):
         session = StackSession(demo, image)
         seen, segment = [], session.segment_everything
-        session.segment_everything = lambda frame, options=None: (
-            seen.append((options.area_bonus, options.stability_score_thresh)) or segment(frame, options))
+        session.segment_everything = lambda frame, options=None, **kw: (
+            seen.append((options.area_bonus, options.stability_score_thresh)) or segment(frame, options, **kw))
         list(session.track_everything(options=OPTIONS, detect_every=2, **kw))
         return set(seen)
 
@@ -291,3 +291,32 @@ def test_finding_divisions_segments_with_the_division_options_ranking(demo):
         DivisionOptions(area_bonus=-1)
     with pytest.raises(ValueError, match="stability_score_thresh must be a fraction"):
         DivisionOptions(stability_score_thresh=1.5)
+
+
+def test_a_cell_entering_the_field_is_found_on_the_frame_it_comes_in(demo):
+    """Between detection frames each frame's border is watched
+    (``watch_edges``): a cell that comes in from the left edge on frame 2
+    becomes an object on its first frames, not only at the next detection
+    (the last frame here); a cell already inside gives nothing new."""
+    scene = [(0, 7, 60, 80, 9, 0, 0), (0, 7, 110, -16, 10, 0, 5.0)]  # the second: x -16, -11, -6 (in), -1, 4, ...
+    image, truth = _discs(8, scene)
+    assert not (truth[:2] == 2).any() and (truth[2] == 2).sum() > 20  # it comes in on frame 2
+
+    def run(options):
+        session = StackSession(demo, image)
+        frames = [f for f, _ in session.track_everything(options=options, detect_every=10)]
+        assert frames == list(range(8))  # each frame once, in order, also when a frame is tracked again
+        enter = int(np.bincount(session.labels[7][truth[7] == 2]).argmax())
+        inside = int(np.bincount(session.labels[7][truth[7] == 1]).argmax())
+        assert enter and inside and enter != inside
+        return session, enter, inside
+
+    session, enter, inside = run(OPTIONS)
+    assert session.object_frames(inside) == list(range(8))
+    assert session.object_frames(enter)[0] in (2, 3), session.object_frames(enter)
+    assert set(range(4, 8)) <= set(session.object_frames(enter))
+    assert len(session.object_ids) == 2  # nothing else was added along the border
+    late, enter_late, _ = run(replace(OPTIONS, watch_edges=False))
+    assert late.object_frames(enter_late) == [7]  # found only on the last frame's detection
+    with pytest.raises(ValueError, match="AutomaticOptions.watch_edges must be True or False"):
+        AutomaticOptions(watch_edges=1)

@@ -141,10 +141,13 @@ def generate_masks(
     options: AutomaticOptions = AutomaticOptions(),
     full_features: FrameFeatures | None = None,
     progress: Callable[[int, int], None] | None = None,
+    where: np.ndarray | None = None,
 ) -> MaskCandidates:
     """Meta's generator on an image already mapped to ``[0, 1]``
     (``H x W`` or ``H x W x k``, k = 1..3). ``full_features``: the whole
-    image's features if already computed (one frame, batch 1)."""
+    image's features if already computed (one frame, batch 1). ``where``:
+    an ``H x W`` bool image; only the grid's points that fall on it are
+    prompted (in every crop)."""
     if unit.ndim == 2:
         unit = unit[:, :, None]
     height, width = unit.shape[:2]
@@ -153,18 +156,26 @@ def generate_masks(
         point_grid(int(options.points_per_side / options.crop_point_downscale**i))
         for i in range(options.crop_layers + 1)
     ]
+    if where is not None:
+        where = np.asarray(where, dtype=bool)
+        if where.shape != (height, width):
+            raise ValueError(f"where must be a {height} x {width} bool image, got shape {where.shape}")
     if options.multimask_output is None:
         options = replace(options, multimask_output=bool(model.config.tracking.multimask_output_in_sam))
-    total = sum(math.ceil(len(grids[layer]) / options.points_per_batch) for layer in layers)
+    points = [grids[layer] if where is None else _grid_on(grids[layer], box, where)
+              for box, layer in zip(crops, layers)]
+    total = sum(math.ceil(len(grid) / options.points_per_batch) for grid in points)
     done = [0, total]
     parts = []
     with torch.inference_mode():
-        for box, layer in zip(crops, layers):
+        for box, layer, grid in zip(crops, layers, points):
+            if not len(grid):
+                continue
             if layer == 0 and full_features is not None:
                 feats = full_features
             else:
                 feats = _encode_crop(model, unit, box)
-            parts.append(_process_crop(model, feats, box, grids[layer], (height, width), options, progress, done))
+            parts.append(_process_crop(model, feats, box, grid, (height, width), options, progress, done))
     merged = _concat(parts, (height, width))
     if len(crops) > 1 and len(merged.boxes):
         crop = merged.crop_boxes.astype(np.int64)
@@ -245,6 +256,15 @@ def point_grid(n: int) -> np.ndarray:
     ticks = np.linspace(half, 1.0 - half, n)
     ys, xs = np.meshgrid(ticks, ticks, indexing="ij")  # (n, n) each
     return np.stack([xs.ravel(), ys.ravel()], axis=-1)  # (n*n, 2)
+
+
+def _grid_on(grid: np.ndarray, box, where: np.ndarray) -> np.ndarray:
+    """The points of ``grid`` (a crop's ``(x, y)`` in ``[0, 1]``) whose pixel
+    in the frame is set in ``where``."""
+    x0, y0, x1, y1 = box
+    xs = np.clip((x0 + grid[:, 0] * (x1 - x0)).astype(np.int64), 0, where.shape[1] - 1)
+    ys = np.clip((y0 + grid[:, 1] * (y1 - y0)).astype(np.int64), 0, where.shape[0] - 1)
+    return grid[where[ys, xs]]
 
 
 def crop_boxes(size: tuple[int, int], layers: int, overlap_ratio: float) -> tuple[list, list]:

@@ -426,11 +426,14 @@ class StackSession:
         return frame_states(self._objects, self._bank, ids, self.num_frames)
 
     # ==================================================== automatic (automatic.py)
-    def segment_everything(self, frame: int, options=None):
+    def segment_everything(self, frame: int, options=None, *, where=None):
         """Every object on ``frame`` (:func:`napari_sam2.segment_everything`),
         decoded from the frame's cached image features (crops, if any, are
-        encoded on their own). Returns an ``AutomaticResult``; the session's
-        objects and labels are not changed. The cached features come from
+        encoded on their own). ``where``: a ``Y x X`` bool image; only the
+        grid's points on it are prompted (e.g. a region, or the frame's
+        border). Returns an ``AutomaticResult``; the session's
+        objects and labels are not changed, so it may be called between
+        the frames of a running propagation. The cached features come from
         the session's own model input (``FrameSource.model_input``, Meta's
         video loader), the stand-alone call resizes as Meta's image
         predictor does: on images not at the model's size the two can
@@ -440,10 +443,9 @@ class StackSession:
         frame = check_frame(frame, self.num_frames)
         options = checked_options(options)
         with self._lock:
-            self._not_running()
             feats = self._encoder.features(frame)
             unit = self.frames.normalized(frame)
-            candidates = generate_masks(self.model, unit, options=options, full_features=feats)
+            candidates = generate_masks(self.model, unit, options=options, full_features=feats, where=where)
         return compose_candidates(candidates, options)
 
     def track_everything(self, direction: str = "forward", start=None, stop=None, *, options=None,

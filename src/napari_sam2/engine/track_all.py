@@ -11,6 +11,15 @@ nothing of the mask is left) for ``options.lost_after`` frames in a row
 stop being tracked; their labels stay, and ``session.object_frames(id)``
 lists the frames that hold them.
 
+Cells that come in from the edge of the field between detection frames
+are picked up on the frame they come in on (``options.watch_edges``): each
+frame between detection frames, once tracked, has the grid's points in a
+band one grid step wide along its border that no tracked object covers
+decoded (``segment_everything(where=...)``, a small share of a full
+detection); an automatic object there that touches the border and that no
+tracked object covers becomes a new object on that frame, and the pass
+tracks that frame again with it.
+
 A tracked mask can spread onto a touching neighbour and then hold two
 cells. On each detection frame, a tracked object whose mask holds two or
 more automatic objects (each mostly inside it, together most of it) is
@@ -180,6 +189,43 @@ class _Tracker:
                 found.append(obj_id)
         return bool(found or separated)
 
+    def entering(self, frame: int) -> list[np.ndarray]:
+        """Objects entering the field on ``frame`` (not a detection frame),
+        as ``Y x X`` masks: the grid's points in the band along the frame's
+        border (one grid step wide) that no tracked object covers are
+        decoded, and each automatic object that touches the border and that
+        tracked objects cover on less than ``new_object_overlap`` of its
+        pixels is one. Read only (it may run between the frames of a
+        propagation); :meth:`add` makes them objects."""
+        labels = np.asarray(self.session.labels[frame])
+        h, w = labels.shape
+        step = int(np.ceil(max(h, w) / self.options.points_per_side))
+        band = np.ones((h, w), dtype=bool)
+        band[step:h - step, step:w - step] = False
+        where = band & (labels == 0)
+        if not where.any():
+            return []
+        result = self.session.segment_everything(frame, self.options, where=where)
+        covered = labels != 0
+        found = []
+        for obj in result.objects:
+            y0, x0, y1, x1 = obj.bbox
+            if not (y0 == 0 or x0 == 0 or y1 == h or x1 == w):
+                continue  # not at the border: not entering
+            mask = result.labels[y0:y1, x0:x1] == obj.id
+            if covered[y0:y1, x0:x1][mask].mean() < self.options.new_object_overlap:
+                full = np.zeros((h, w), dtype=bool)
+                full[y0:y1, x0:x1] = mask
+                found.append(full)
+        return found
+
+    def add(self, frame: int, masks: list[np.ndarray]) -> list[int]:
+        """Each of ``masks`` a new object (the next free id) prompted on ``frame``."""
+        ids = self.take_ids(len(masks))
+        for obj_id, mask in zip(ids, masks):
+            self.session.add_mask(obj_id, frame, mask)
+        return ids
+
     def _separate(self, labels: np.ndarray, result, before) -> dict[int, int]:
         """``{tracked object: the automatic object (id in result.labels) that
         continues it}`` for the tracked masks that hold two or more automatic
@@ -310,6 +356,8 @@ def _run(session, direction, frames, tracker, detect_at, watcher, progress, toke
     out = _Output(session, frames, progress)
     lag = 0 if watcher is None else watcher.lag
     pending = sorted(detect_at - {0})
+    watch = tracker is not None and tracker.options.watch_edges
+    watched = set(detect_at) | {0}  # pass positions whose border was looked at (or that are segmented whole)
     if tracker is not None:
         tracker.detect(frames[0])
     pos = 0  # the next frame of the pass (an index) to track
@@ -317,13 +365,18 @@ def _run(session, direction, frames, tracker, detect_at, watcher, progress, toke
         if session.stopped_since(token):
             return  # session.stop(): the frames not yet final stay as they were
         end = next((k for k in pending if k >= pos), len(frames) - 1)
-        event, index, computed = None, pos, pos - 1
+        event, index, computed, entered = None, pos, pos - 1, []
         for frame, labels in _chunk(session, direction, frames[pos], frames[end], tracker, token):
             index = computed = abs(frame - frames[0])
             if watcher is not None:
                 event = watcher.observe(frame, labels)
             if event is not None:
                 break
+            if watch and index not in watched and index != end:
+                watched.add(index)
+                entered = tracker.entering(frame)
+                if entered:
+                    break  # prompt them and track the frame again, with the objects that came in
             # final once no division can be dated to it; the chunk's last frame waits for its detection
             yield from out.until(min(index - lag + 1, end))
         if session.stopped_since(token):
@@ -331,6 +384,12 @@ def _run(session, direction, frames, tracker, detect_at, watcher, progress, toke
             return
         if tracker is not None:
             tracker.drop_lost()
+        if entered:
+            tracker.add(frames[index], entered)
+            pos = index
+            if watcher is not None:
+                watcher.rewind(frames[index])
+            continue
         if event is not None:
             if _divide(session, event, tracker):
                 pos = abs(event.frame - frames[0])
