@@ -198,3 +198,66 @@ def test_two_cells_side_by_side_count_when_the_round_mother_stretched(demo):
     assert confirmed(DivisionOptions(elongation_rise=1.2), 1.3) is not None
     with pytest.raises(ValueError, match="elongation_rise must be a number >= 0"):
         DivisionOptions(elongation_rise=-1)
+
+
+def test_a_split_seen_on_the_last_frame_of_a_pass_counts_there(demo):
+    """No frame follows the last one of a pass to confirm a split: seen on
+    that frame it counts (``final=True``); the same frame read as one that
+    others follow waits for them."""
+    image, truth = _scene()
+    last = FRAMES - 1
+    session = StackSession(demo, image)
+    session.add_mask(1, 0, truth[0] == 1)
+    hand = np.where(truth > 2, 1, truth).astype(np.int32)  # both daughters still labelled 1
+    hand[hand == 2] = 0
+    hand[:last] = np.where(truth[SPLIT - 1] == 1, 1, 0)  # one cell until the last frame
+    for t in range(FRAMES):
+        session.labels[t] = hand[t]
+
+    def read(flag_last):
+        watcher = DivisionWatcher(session, DivisionOptions())
+        return [e for t in range(FRAMES) if (e := watcher.observe(t, hand[t], final=flag_last and t == last))]
+
+    found = read(True)
+    assert [(e.mother, e.frame, e.rule) for e in found] == [(1, last, "split")]
+    masks = sorted(found[0].masks, key=lambda m: np.argwhere(m)[:, 1].mean())
+    assert _iou(masks[0], truth[last] == 3) > 0.8 and _iou(masks[1], truth[last] == 4) > 0.8
+    assert read(False) == []
+
+
+def test_a_mask_that_stretched_in_place_is_cut_in_two(demo):
+    """``stretch_split``: where SAM's decodes give one cell and no neck
+    shows, a mask that kept its area and stretched since its last round
+    frame is cut across its long axis (kind "cut"), and two such frames are
+    a division dated to the first; a mask that grew, one that stretched
+    less, or the rule off, are not cut."""
+    from napari_sam2.engine.divisions import _Seen, _split_halves
+
+    image, truth = _scene(n=6)
+    session = StackSession(demo, image)
+    session.add_mask(1, 0, truth[0] == 1)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    ellipse = ((yy - 64) / 9.0) ** 2 + ((xx - 64) / 15.0) ** 2 <= 1  # 424 px, elongation 1.67
+    area = int(ellipse.sum())
+    halves = _split_halves(ellipse, DivisionOptions(), 1.67)
+    assert halves is not None and abs(int(halves[0].sum()) - int(halves[1].sum())) <= 0.1 * area
+    assert np.array_equal(halves[0] | halves[1], ellipse) and not (halves[0] & halves[1]).any()
+
+    def watcher(options, mother_area=area, mother_elongation=1.05):
+        w = DivisionWatcher(session, options)
+        w._seen[1] = {0: _Seen(mother_area, "one", None, 1.0), 1: _Seen(mother_area, "one", None, mother_elongation),
+                      2: _Seen(area, "one", None, 1.67)}
+        return w
+
+    assert watcher(DivisionOptions())._stretched(1, 2, ellipse, halves)
+    assert not watcher(DivisionOptions(), mother_area=area // 2)._stretched(1, 2, ellipse, halves)  # it grew
+    assert not watcher(DivisionOptions(), mother_elongation=1.4)._stretched(1, 2, ellipse, halves)  # 1.67 < 1.3 x 1.4
+    assert not watcher(DivisionOptions(stretch_split=None))._stretched(1, 2, ellipse, halves)
+    w = watcher(DivisionOptions())
+    w._seen[1][2] = _Seen(area, "cut", halves, 1.67)
+    w._seen[1][3] = _Seen(area, "cut", halves, 1.7)
+    event = w._confirmed(1, 3)
+    assert event is not None and (event.mother, event.frame, event.rule) == (1, 2, "split")
+    assert event.masks is halves
+    with pytest.raises(ValueError, match="stretch_split must be a number >= 1 or None"):
+        DivisionOptions(stretch_split=0.5)

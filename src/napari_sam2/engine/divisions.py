@@ -14,10 +14,13 @@ forward in time:
   Where SAM's two decodes do not separate, the mask's own shape may: a
   distance transform that narrows to a neck between two peaks
   (:func:`~napari_sam2.engine.touching.split_mask`, ``split_neck``) gives
-  the two cells when both hold a good share of the mask.
+  the two cells when both hold a good share of the mask; and where neither
+  does, a mask that kept its area but stretched since it was last one cell
+  (``stretch_split``) is cut in two across its long axis.
   A division is a mask that was one cell for ``min_mother_frames`` frames
-  and then two cells for ``persist`` frames in a row: it happened on the
-  first of those.
+  and then two cells for ``persist`` frames in a row (or up to the last
+  frame of the pass, which no frame follows to confirm it): it happened on
+  the first of those.
 * **halving**: the object's area drops to about half from one frame to
   the next (it follows one daughter) and SAM, clicked in the part it left
   (negative click on the part it kept), finds a cell of similar size
@@ -86,6 +89,12 @@ class DivisionOptions:
     ``split_neck``: when SAM's decodes do not give two cells, the mask is
     two cells if it splits at a neck this narrow relative to the lower of
     its two distance-transform peaks (0.8; None: SAM's decodes only).
+    ``stretch_split``: where neither SAM's decodes nor a neck give two
+    cells, a mask that keeps its area (within ``area_drop[1]`` and its
+    inverse) and became this many times as elongated as it was on the last
+    frame it was one cell is cut in two across its long axis (1.3: a cell
+    that divides stretches before SAM's decodes separate its daughters;
+    None: never).
     ``area_drop``: the area ratio to the frame before that counts as
     halving (0.35 to 0.75). ``sister_area``: the sister's area relative to
     the kept half (0.4 to 2.5). ``max_distance``: pixels between the kept
@@ -111,6 +120,7 @@ class DivisionOptions:
     mother_elongation: float | None = 1.35
     elongation_rise: float | None = 1.4
     split_neck: float | None = 0.8
+    stretch_split: float | None = 1.3
     area_drop: tuple[float, float] = (0.35, 0.75)
     sister_area: tuple[float, float] = (0.4, 2.5)
     max_distance: float = 4.0
@@ -137,6 +147,10 @@ class DivisionOptions:
                                             or not isinstance(self.split_neck, (int, float))
                                             or not 0 < self.split_neck <= 1):
             raise ValueError(f"split_neck must be a number in (0, 1] or None, got {self.split_neck!r}")
+        if self.stretch_split is not None and (isinstance(self.stretch_split, bool)
+                                               or not isinstance(self.stretch_split, (int, float))
+                                               or self.stretch_split < 1):
+            raise ValueError(f"stretch_split must be a number >= 1 or None, got {self.stretch_split!r}")
         if not isinstance(self.min_elongation, (int, float)) or self.min_elongation < 1:
             raise ValueError(f"min_elongation must be a number >= 1, got {self.min_elongation!r}")
         for name in ("max_distance", "max_neck", "min_growth", "mother_elongation", "elongation_rise", "area_bonus"):
@@ -311,7 +325,7 @@ class Division(NamedTuple):
 
 class _Seen(NamedTuple):
     area: int
-    kind: str  # "one", "two"/"pair" (a split: two cells) or "sister" (a cell found beside a halved mask)
+    kind: str  # "one", "two"/"pair"/"cut" (a split: two cells) or "sister" (a cell found beside a halved mask)
     masks: tuple | None = None  # the two cells (kept for the last frames only)
     elongation: float = 1.0  # long over short axis of the mask
 
@@ -341,9 +355,11 @@ class DivisionWatcher:
             for f in [f for f in seen if f >= frame]:
                 del seen[f]
 
-    def observe(self, frame: int, labels: np.ndarray) -> Division | None:
+    def observe(self, frame: int, labels: np.ndarray, *, final: bool = False) -> Division | None:
         """Read ``frame``'s labels (``Y x X``); returns a division confirmed by
-        this frame (the earliest-dated one when several are), or None."""
+        this frame (the earliest-dated one when several are), or None.
+        ``final``: no frame follows in this pass, so a split seen on fewer than
+        ``persist`` frames before it counts (no later frame can confirm it)."""
         session, opt = self.session, self.options
         labels = np.asarray(labels)
         ids = [o for o in session.object_ids if session.lineage.tracks(o, frame)]
@@ -364,17 +380,17 @@ class DivisionWatcher:
             if last is not None and last.area and opt.area_drop[0] <= area / last.area <= opt.area_drop[1]:
                 click = _halving_clicks(mask, previous == obj_id, labels, opt)
                 if click is not None:
-                    tests.append(("halving", obj_id, mask))
+                    tests.append(("halving", obj_id, mask, None))
                     probes.append(click)
                     continue
-            clicks = _split_clicks(mask, opt, seen[frame].elongation)
-            if clicks is not None:
-                tests.append(("split", obj_id, mask))
-                probes += clicks
+            halves = _split_halves(mask, opt, seen[frame].elongation)
+            if halves is not None:
+                tests.append(("split", obj_id, mask, halves))
+                probes += _pair_clicks(halves)
         if probes:
             decoded = session.decode_clicks(frame, probes)
             k = 0
-            for rule, obj_id, mask in tests:
+            for rule, obj_id, mask, halves in tests:
                 if rule == "halving":
                     sister = _sister(mask, labels, decoded.logits[k], decoded.object_scores[k], opt)
                     if sister is not None:
@@ -386,8 +402,10 @@ class DivisionWatcher:
                         # at a waist: two cells; cut along a long side: two cells or one elongated cell
                         kind = "two" if neck_ratio(*two) <= opt.max_neck else "pair"
                         self._seen[obj_id][frame] = self._seen[obj_id][frame]._replace(kind=kind, masks=two)
+                    elif self._stretched(obj_id, frame, mask, halves):
+                        self._seen[obj_id][frame] = self._seen[obj_id][frame]._replace(kind="cut", masks=halves)
                     k += 2
-        events = [e for e in (self._confirmed(o, frame) for o in ids)
+        events = [e for e in (self._confirmed(o, frame, final) for o in ids)
                   if e is not None and (e.mother, e.frame) not in self._reported]
         if not events:
             return None
@@ -396,16 +414,36 @@ class DivisionWatcher:
         self.found.append(event)
         return event
 
-    def _confirmed(self, obj_id: int, frame: int) -> Division | None:
+    def _stretched(self, obj_id: int, frame: int, mask: np.ndarray, halves) -> bool:
+        """Whether ``mask`` is two cells by ``stretch_split``: it kept its area
+        and stretched since the last frame it was one cell, and each half
+        holds a daughter's share."""
+        opt = self.options
+        if opt.stretch_split is None:
+            return False
+        seen = self._seen[obj_id]
+        ones = _one_cell_frames(seen, frame)
+        if not ones:
+            return False
+        mother, now = seen[max(ones)], seen[frame]
+        keeps = opt.area_drop[1] <= now.area / mother.area <= 1 / max(opt.area_drop[1], 1e-9)
+        if not keeps or now.elongation < opt.stretch_split * mother.elongation:
+            return False
+        area = mask.sum()
+        return all(h.sum() >= opt.min_daughter_area and opt.daughter_share[0] <= h.sum() / area
+                   <= opt.daughter_share[1] for h in halves)
+
+    def _confirmed(self, obj_id: int, frame: int, final: bool = False) -> Division | None:
         """A division of ``obj_id`` dated to the first frame after the last
-        one that showed it as one cell, if the frames since confirm it."""
+        one that showed it as one cell, if the frames since confirm it (on
+        the ``final`` frame of a pass, fewer than ``persist`` frames do)."""
         opt = self.options
         seen = self._seen[obj_id]
-        ones = [f for f, s in seen.items() if f < frame and s.kind == "one" and s.area]
+        ones = _one_cell_frames(seen, frame)
         if seen[frame].kind == "one" or len(ones) < opt.min_mother_frames:
             return None
         start = max(ones) + 1
-        if not opt.persist <= frame - start + 1 <= opt.max_delay:
+        if not (1 if final else opt.persist) <= frame - start + 1 <= opt.max_delay:
             return None
         run = [seen.get(f) for f in range(start, frame + 1)]
         if any(s is None for s in run):
@@ -413,16 +451,21 @@ class DivisionWatcher:
         mother = seen[start - 1]
         if opt.mother_elongation is not None and mother.elongation > opt.mother_elongation:
             return None  # cells round up to divide
-        if all(s.kind in ("two", "pair") for s in run):
+        if all(s.kind in ("two", "pair", "cut") for s in run):
             # two cells at a waist on some frame, or the mask grew, or stretched, as it split
             grew = run[0].area >= opt.min_growth * mother.area
-            stretched = (opt.elongation_rise is not None
-                         and run[0].elongation >= opt.elongation_rise * mother.elongation)
+            stretched = run[0].kind == "cut" or (opt.elongation_rise is not None
+                                                 and run[0].elongation >= opt.elongation_rise * mother.elongation)
             if any(s.kind == "two" for s in run) or grew or stretched:
                 return Division(obj_id, start, run[0].masks, "split")
         if run[0].kind == "sister" and all(s.area <= opt.area_drop[1] * mother.area for s in run):
             return Division(obj_id, start, run[0].masks, "halving")  # it stays halved
         return None
+
+
+def _one_cell_frames(seen: dict, frame: int) -> list[int]:
+    """The frames before ``frame`` on which the object was seen as one cell."""
+    return [f for f, s in seen.items() if f < frame and s.kind == "one" and s.area]
 
 
 def _deepest(mask: np.ndarray) -> tuple[float, float]:
@@ -438,16 +481,16 @@ def _elongation(mask: np.ndarray) -> float:
     return float(np.sqrt(values[-1] / values[0])) if values[0] > 0 else float("inf")
 
 
-def _split_clicks(mask: np.ndarray, opt: DivisionOptions, elongation: float):
-    """Two click sets (a deepest point of each half, the other as a negative
-    click), or None for a mask that looks like one round cell."""
+def _split_halves(mask: np.ndarray, opt: DivisionOptions, elongation: float):
+    """The mask's two halves to test for a split (its two largest components,
+    or the two sides of its short axis), or None for a mask that looks like
+    one round cell."""
     comps, n = ndimage.label(mask)
     if n >= 2:
         areas = np.bincount(comps.ravel())[1:]
         order = np.argsort(areas)[::-1]
         if areas[order[1]] >= opt.min_daughter_area:
-            halves = [comps == order[0] + 1, comps == order[1] + 1]
-            return _pair_clicks(halves)
+            return comps == order[0] + 1, comps == order[1] + 1
     if elongation < opt.min_elongation:
         return None
     ys, xs = np.nonzero(mask)
@@ -460,10 +503,11 @@ def _split_clicks(mask: np.ndarray, opt: DivisionOptions, elongation: float):
         half = np.zeros_like(mask)
         half[ys[side == s], xs[side == s]] = True
         halves.append(half & mask)
-    return _pair_clicks(halves)
+    return halves[0], halves[1]
 
 
 def _pair_clicks(halves):
+    """Two click sets: a deepest point of each half, the other's as a negative click."""
     a, b = _deepest(halves[0]), _deepest(halves[1])
     return [([a, b], [1, 0]), ([b, a], [1, 0])]
 

@@ -369,7 +369,7 @@ def _run(session, direction, frames, tracker, detect_at, watcher, progress, toke
         for frame, labels in _chunk(session, direction, frames[pos], frames[end], tracker, token):
             index = computed = abs(frame - frames[0])
             if watcher is not None:
-                event = watcher.observe(frame, labels)
+                event = watcher.observe(frame, labels, final=index == len(frames) - 1)
             if event is not None:
                 break
             if watch and index not in watched and index != end:
