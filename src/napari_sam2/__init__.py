@@ -24,7 +24,7 @@ _EXPORTS = {
     "segment_everything": "napari_sam2.engine.automatic",
     "AutomaticOptions": "napari_sam2.engine.automatic",
     "AutomaticResult": "napari_sam2.engine.automatic",
-    "DivisionOptions": "napari_sam2.engine.divisions",
+    "DivisionOptions": "napari_sam2.engine.division_options",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -304,7 +304,7 @@ def _segment_into(folder: Path, task: _Task, settings: BatchSettings) -> tuple[i
     session = StackSession(model, data, axis=settings.axis, channel_axis=settings.channel_axis, labels=labels)
     if settings.auto:
         from .engine.automatic import AutomaticOptions
-        from .engine.divisions import DivisionOptions
+        from .engine.division_options import DivisionOptions
 
         options = AutomaticOptions(points_per_side=settings.points_per_side, multimask_output=not settings.single_mask)
         frames = session.track_everything(settings.direction, detect_every=settings.detect_every, options=options,

@@ -180,7 +180,7 @@ def cmd_segment(args) -> int:
     started = time.perf_counter()
     if args.auto:
         from .engine.automatic import AutomaticOptions
-        from .engine.divisions import DivisionOptions
+        from .engine.division_options import DivisionOptions
 
         options = AutomaticOptions(points_per_side=args.points_per_side, multimask_output=not args.single_mask)
         frames = session.track_everything(direction, detect_every=args.detect_every, options=options,

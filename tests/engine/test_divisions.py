@@ -249,10 +249,10 @@ def test_a_mask_that_stretched_in_place_is_cut_in_two(demo):
                       2: _Seen(area, "one", None, 1.67)}
         return w
 
-    assert watcher(DivisionOptions())._stretched(1, 2, ellipse, halves)
-    assert not watcher(DivisionOptions(), mother_area=area // 2)._stretched(1, 2, ellipse, halves)  # it grew
-    assert not watcher(DivisionOptions(), mother_elongation=1.4)._stretched(1, 2, ellipse, halves)  # 1.67 < 1.3 x 1.4
-    assert not watcher(DivisionOptions(stretch_split=None))._stretched(1, 2, ellipse, halves)
+    assert watcher(DivisionOptions())._stretched(1, 2, halves)
+    assert not watcher(DivisionOptions(), mother_area=area // 2)._stretched(1, 2, halves)  # it grew
+    assert not watcher(DivisionOptions(), mother_elongation=1.4)._stretched(1, 2, halves)  # 1.67 < 1.3 x 1.4
+    assert not watcher(DivisionOptions(stretch_split=None))._stretched(1, 2, halves)
     w = watcher(DivisionOptions())
     w._seen[1][2] = _Seen(area, "cut", halves, 1.67)
     w._seen[1][3] = _Seen(area, "cut", halves, 1.7)

@@ -12,7 +12,7 @@ import pytest
 
 from napari_sam2 import load_model
 from napari_sam2.engine import FRAME_NOT_REACHED, LineageState, SessionFileError, StackSession
-from napari_sam2.engine.divisions import undo_division
+from napari_sam2.engine.division_edits import undo_division
 from napari_sam2.export import ctc_tracks, tracks_layer_graph, write_ctc
 
 from .conftest import blobs

@@ -54,7 +54,7 @@ class Automatic(QObject):
             self._runner.request_run("segment", frame, options)
 
     def track_all(self, detect_every, start, stop, options, divisions=None) -> None:
-        from ..engine.divisions import DivisionOptions
+        from ..engine.division_options import DivisionOptions
 
         every = self._controls.detect_every_box.value() if detect_every is None else detect_every
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:

@@ -1,7 +1,7 @@
 """The stack engine: torch + numpy, no napari, no Qt."""
 
 from .candidates import MaskCandidate
-from .divisions import DivisionOptions
+from .division_options import DivisionOptions
 from .features import CacheBudget, FeatureCache
 from .frame_states import FRAME_CURRENT, FRAME_NOT_REACHED, FRAME_OUT_OF_DATE
 from .frames import FrameSource

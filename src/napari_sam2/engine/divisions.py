@@ -27,150 +27,31 @@ forward in time:
   beside it that no object covers; the area stays halved for ``persist``
   frames.
 
-A division found on frame ``t`` is applied with :func:`mark_division`:
+A division found on frame ``t`` is applied with
+:func:`~.division_edits.mark_division`:
 the mother's track ends on ``t - 1``, two new objects (the daughters) are
 prompted with their masks on ``t``, their mother recorded; the pass then
-goes on from ``t``. The thresholds live in :class:`DivisionOptions`.
+goes on from ``t``. The thresholds live in
+:class:`~.division_options.DivisionOptions`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 from scipy import ndimage
 
 from ..model import PointPrompts
+from .division_options import DivisionOptions
 from .labels import upsample_logits
-from .lineage import LineageState, label_presence, linked_state
-from .prompts import check_frame, check_object_id
 from .touching import split_mask
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import StackSession
 
-__all__ = ["DivisionOptions", "Division", "DivisionEdit", "DivisionWatcher", "ClickMasks", "mark_division",
-           "undo_division", "link_objects", "restore_lineage"]
-
-
-@dataclass(frozen=True)
-class DivisionOptions:
-    """When a tracked object counts as divided (pixels and frames).
-
-    ``persist``: frames in a row (the division frame included) the two
-    daughters must be seen before a division counts (2). ``max_delay``: a
-    division must be confirmed within this many frames from the one it is
-    dated to (3; the frames a pass yields lag that many minus one behind
-    the one it tracks). ``min_mother_frames``:
-    frames the mother must have been one cell before it (2; a mask that
-    holds two cells from its first frame is two touching cells, not a
-    division). ``min_daughter_area``: pixels of the smaller daughter (30).
-    ``daughter_share``: the share of the mother's mask each daughter covers
-    in a split (0.25 to 0.75: roughly halves). ``max_overlap``: IoU of the
-    two daughters' masks as SAM decodes them, above which they are one
-    cell (0.3). ``min_inside``: share of each daughter's decoded mask that
-    lies inside the mother's mask in a split (0.4). ``min_elongation``: a
-    one-component mask is tested for a split only when its long axis is
-    this many times its short one (1.25; round cells are not tested).
-    ``max_neck``: the boundary between the two cells of a split, relative
-    to the smaller one's diameter, above which the mask is one elongated
-    cell cut across, or two cells side by side, not two cells at a waist
-    (1.0). ``min_growth``: a split whose first frame has a longer boundary
-    still counts when the mask grew by this factor from the frame before
-    (1.08: two daughters spread over more than their rounded mother).
-    ``mother_elongation``: the mother's mask on the frame before the
-    division is at most this elongated (1.35: cells round up to divide;
-    None: any shape). ``elongation_rise``: a split that is two cells side by
-    side on every frame (no waist, no growth) still counts when the mask's
-    elongation on the division frame is this many times the mother's (1.4:
-    a round mother that suddenly became two half-discs; None: never).
-    ``split_neck``: when SAM's decodes do not give two cells, the mask is
-    two cells if it splits at a neck this narrow relative to the lower of
-    its two distance-transform peaks (0.8; None: SAM's decodes only).
-    ``stretch_split``: where neither SAM's decodes nor a neck give two
-    cells, a mask that keeps its area (within ``area_drop[1]`` and its
-    inverse) and became this many times as elongated as it was on the last
-    frame it was one cell is cut in two across its long axis (1.3: a cell
-    that divides stretches before SAM's decodes separate its daughters;
-    None: never).
-    ``area_drop``: the area ratio to the frame before that counts as
-    halving (0.35 to 0.75). ``sister_area``: the sister's area relative to
-    the kept half (0.4 to 2.5). ``max_distance``: pixels between the kept
-    half and the sister (4). ``area_bonus`` and ``stability_score_thresh``:
-    the ``AutomaticOptions`` values track-everything segments with while it
-    finds divisions (None: the AutomaticOptions' own). 0 and 0.85, not the
-    AutomaticOptions defaults 0.3 and 0.8: a bonus for larger masks lets
-    one mask over two fresh daughters outrank each of them, and on training
-    seeds 0-5 the bonus took BC(0) 0.662 -> 0.617 and the lower stability
-    cut 0.662 -> 0.553 (divisions found 16 -> 14 of 25 either way).
-    """
-
-    persist: int = 2
-    max_delay: int = 3
-    min_mother_frames: int = 2
-    min_daughter_area: int = 30
-    daughter_share: tuple[float, float] = (0.25, 0.75)
-    max_overlap: float = 0.3
-    min_inside: float = 0.4
-    min_elongation: float = 1.25
-    max_neck: float = 1.0
-    min_growth: float = 1.08
-    mother_elongation: float | None = 1.35
-    elongation_rise: float | None = 1.4
-    split_neck: float | None = 0.8
-    stretch_split: float | None = 1.3
-    area_drop: tuple[float, float] = (0.35, 0.75)
-    sister_area: tuple[float, float] = (0.4, 2.5)
-    max_distance: float = 4.0
-    area_bonus: float | None = 0.0
-    stability_score_thresh: float | None = 0.85
-
-    def __post_init__(self) -> None:
-        for name in ("persist", "max_delay", "min_mother_frames", "min_daughter_area"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.max_delay < self.persist:
-            raise ValueError(f"max_delay ({self.max_delay}) must be at least persist ({self.persist})")
-        for name, top in (("daughter_share", 1.0), ("area_drop", 1.0), ("sister_area", None)):
-            lo, hi = _pair(getattr(self, name), name)
-            if not 0 <= lo <= hi or (top is not None and hi > top):
-                bound = f"0 <= low <= high <= {top}" if top is not None else "0 <= low <= high"
-                raise ValueError(f"{name} must be (low, high) with {bound}, got {getattr(self, name)!r}")
-        for name in ("max_overlap", "min_inside"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
-        if self.split_neck is not None and (isinstance(self.split_neck, bool)
-                                            or not isinstance(self.split_neck, (int, float))
-                                            or not 0 < self.split_neck <= 1):
-            raise ValueError(f"split_neck must be a number in (0, 1] or None, got {self.split_neck!r}")
-        if self.stretch_split is not None and (isinstance(self.stretch_split, bool)
-                                               or not isinstance(self.stretch_split, (int, float))
-                                               or self.stretch_split < 1):
-            raise ValueError(f"stretch_split must be a number >= 1 or None, got {self.stretch_split!r}")
-        if not isinstance(self.min_elongation, (int, float)) or self.min_elongation < 1:
-            raise ValueError(f"min_elongation must be a number >= 1, got {self.min_elongation!r}")
-        for name in ("max_distance", "max_neck", "min_growth", "mother_elongation", "elongation_rise", "area_bonus"):
-            value = getattr(self, name)
-            if value is None and name in ("mother_elongation", "elongation_rise", "area_bonus"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        value = self.stability_score_thresh
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not 0 <= value <= 1):
-            raise ValueError(f"stability_score_thresh must be a fraction in [0, 1] or None, got {value!r}")
-
-
-def _pair(value, name: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
-    return lo, hi
+__all__ = ["Division", "DivisionWatcher", "ClickMasks", "decode_click_sets", "neck_ratio"]
 
 
 class ClickMasks(NamedTuple):
@@ -196,124 +77,7 @@ def decode_click_sets(model, features, coords: np.ndarray, labels: np.ndarray, s
     return ClickMasks(logits.cpu().numpy(), head.object_score_logits[:, 0].float().cpu().numpy())
 
 
-# ------------------------------------------------------------------ editing
-class DivisionEdit(NamedTuple):
-    """What :func:`mark_division` did: the mother, the division frame, the
-    daughters' ids, and the lineage before (:func:`undo_division` takes it back)."""
 
-    mother: int
-    frame: int
-    daughters: tuple[int, ...]
-    before: LineageState
-
-
-def mark_division(session: "StackSession", mother: int, frame: int, daughters: Sequence, *,
-                  ids: Sequence[int] | None = None) -> DivisionEdit:
-    """``mother`` divides on ``frame``: her track ends on ``frame - 1`` (her
-    pixels from ``frame`` on are cleared) and each of ``daughters`` (two or
-    more; a ``Y x X`` mask, or ``N x 2`` ``(y, x)`` positive clicks) becomes a
-    new object prompted on ``frame``, with ``mother`` as its mother, tracked
-    from ``frame`` on. ``ids``: the daughters' ids (default: the next free
-    ones). The frame's labels are written; later frames are out of date
-    until the next propagation. On an error nothing is changed."""
-    mother = check_object_id(mother)
-    frame = check_frame(frame, session.num_frames)
-    if frame == 0:
-        raise ValueError("a division needs a frame before it for the mother: frame must be >= 1")
-    daughters = list(daughters)
-    if len(daughters) < 2:
-        raise ValueError(f"a division gives two (or more) daughters, got {len(daughters)}")
-    presence = label_presence(session.labels)
-    known = set(session.object_ids) | set(presence) | session.lineage.ids()
-    if mother not in known:
-        raise KeyError(f"mother {mother} is not an object of the session; known objects: {sorted(known)}")
-    if ids is None:
-        top = max(known, default=0)
-        ids = list(range(top + 1, top + 1 + len(daughters)))
-    ids = [check_object_id(i) for i in ids]
-    if len(ids) != len(daughters) or len(set(ids)) != len(ids) or set(ids) & known:
-        raise ValueError(f"ids must be {len(daughters)} new, distinct object ids, got {list(ids)} "
-                         f"(known objects: {sorted(known)})")
-    prompts = [_daughter_prompt(d, (session.height, session.width), k) for k, d in enumerate(daughters)]
-    before = session.lineage_state()
-    added: list[int] = []
-    try:
-        session.limit_track(mother, last=frame - 1)
-        for obj_id, (kind, value) in zip(ids, prompts):
-            added.append(obj_id)
-            if kind == "mask":
-                session.add_mask(obj_id, frame, value)
-            else:
-                session.add_points(obj_id, frame, value, np.ones(len(value), dtype=np.int64))
-            session.limit_track(obj_id, first=frame)
-            session.lineage.link(obj_id, mother, known=known | set(added))
-        session.segment_frame(frame)
-    except BaseException:
-        for obj_id in added:
-            if obj_id in session.object_ids:
-                session.remove_object(obj_id, clear_labels=True)
-        session.restore_lineage(before)
-        raise
-    return DivisionEdit(mother, frame, tuple(ids), before)
-
-
-def undo_division(session: "StackSession", edit: DivisionEdit) -> None:
-    """Take back :func:`mark_division`: the daughters go (with their pixels)
-    and the mother's track is no longer limited; her frames from the
-    division on are out of date until the next propagation."""
-    for obj_id in edit.daughters:
-        if obj_id in session.object_ids:
-            session.remove_object(obj_id, clear_labels=True)
-    session.restore_lineage(edit.before)
-
-
-def restore_lineage(session: "StackSession", state: LineageState) -> None:
-    """``StackSession.restore_lineage``: limits first, then the mothers."""
-    for obj_id in sorted(session.lineage.ids() | set(state.first) | set(state.last)):
-        wanted = (state.first.get(obj_id), state.last.get(obj_id))
-        if session.lineage.limits(obj_id) != wanted:
-            session.limit_track(obj_id, first=wanted[0], last=wanted[1])
-    known = (set(session.object_ids) | set(label_presence(session.labels)) | set(state.mothers)
-             | set(state.mothers.values()))
-    session.lineage.restore(state.mothers, known=known)
-
-
-def link_objects(session: "StackSession", daughter: int, mother: int) -> LineageState:
-    """Make ``mother`` the mother of ``daughter`` by the rule of
-    :func:`~napari_sam2.engine.lineage.linked_state` (the mother ends before
-    the daughter begins; their tracks are limited so). Nothing changes when
-    it fails. Returns the lineage before."""
-    daughter, mother = check_object_id(daughter), check_object_id(mother)
-    presence = label_presence(session.labels)
-    known = set(session.object_ids) | set(presence) | session.lineage.ids()
-
-    def frames(obj_id: int) -> list[int]:
-        prompted = session.prompted_frames(obj_id) if obj_id in session.object_ids else []
-        return sorted(set(presence.get(obj_id, [])) | set(prompted))
-
-    before = session.lineage_state()
-    wanted = linked_state(before, daughter, mother, known=known, frames_of=frames)
-    try:
-        session.restore_lineage(wanted)
-    except BaseException:
-        session.restore_lineage(before)
-        raise
-    return before
-
-
-def _daughter_prompt(value, size: tuple[int, int], k: int):
-    arr = np.asarray(value)
-    if arr.shape == tuple(size) and arr.ndim == 2 and size != (1, 2):
-        return "mask", arr
-    if arr.ndim == 1 and arr.shape == (2,):
-        arr = arr[None]
-    if arr.ndim == 2 and arr.shape[1] == 2 and len(arr):
-        return "points", arr.astype(np.float64)
-    raise ValueError(f"daughter {k}: give a {size[0]} x {size[1]} mask or N x 2 (y, x) clicks, "
-                     f"got an array of shape {arr.shape}")
-
-
-# ------------------------------------------------------------------ detection
 class Division(NamedTuple):
     """A division found: ``mother`` divides on ``frame`` into ``masks`` (``Y x X`` bool each)."""
 
@@ -402,7 +166,7 @@ class DivisionWatcher:
                         # at a waist: two cells; cut along a long side: two cells or one elongated cell
                         kind = "two" if neck_ratio(*two) <= opt.max_neck else "pair"
                         self._seen[obj_id][frame] = self._seen[obj_id][frame]._replace(kind=kind, masks=two)
-                    elif self._stretched(obj_id, frame, mask, halves):
+                    elif self._stretched(obj_id, frame, halves):
                         self._seen[obj_id][frame] = self._seen[obj_id][frame]._replace(kind="cut", masks=halves)
                     k += 2
         events = [e for e in (self._confirmed(o, frame, final) for o in ids)
@@ -414,10 +178,10 @@ class DivisionWatcher:
         self.found.append(event)
         return event
 
-    def _stretched(self, obj_id: int, frame: int, mask: np.ndarray, halves) -> bool:
-        """Whether ``mask`` is two cells by ``stretch_split``: it kept its area
-        and stretched since the last frame it was one cell, and each half
-        holds a daughter's share."""
+    def _stretched(self, obj_id: int, frame: int, halves) -> bool:
+        """Whether the object's mask on ``frame`` (split into ``halves``) is
+        two cells by ``stretch_split``: it kept its area and stretched since
+        the last frame it was one cell, and each half holds a daughter's share."""
         opt = self.options
         if opt.stretch_split is None:
             return False
@@ -429,8 +193,7 @@ class DivisionWatcher:
         keeps = opt.area_drop[1] <= now.area / mother.area <= 1 / max(opt.area_drop[1], 1e-9)
         if not keeps or now.elongation < opt.stretch_split * mother.elongation:
             return False
-        area = mask.sum()
-        return all(h.sum() >= opt.min_daughter_area and opt.daughter_share[0] <= h.sum() / area
+        return all(h.sum() >= opt.min_daughter_area and opt.daughter_share[0] <= h.sum() / now.area
                    <= opt.daughter_share[1] for h in halves)
 
     def _confirmed(self, obj_id: int, frame: int, final: bool = False) -> Division | None:

@@ -494,7 +494,7 @@ class StackSession:
     def restore_lineage(self, state: LineageState) -> None:
         """Make the lineage ``state`` (:meth:`lineage_state`) again: track
         limits through :meth:`limit_track`, then the mothers (checked)."""
-        from .divisions import restore_lineage
+        from .division_edits import restore_lineage
 
         with self._lock:
             self._not_running()
@@ -502,16 +502,16 @@ class StackSession:
 
     def mark_division(self, obj_id: int, frame: int, daughters, *, ids=None):
         """``obj_id`` divides on ``frame`` into ``daughters`` (masks or clicks):
-        see :func:`napari_sam2.engine.divisions.mark_division`. Returns a
+        see :func:`napari_sam2.engine.division_edits.mark_division`. Returns a
         ``DivisionEdit`` (``undo_division`` takes it back)."""
-        from .divisions import mark_division
+        from .division_edits import mark_division
 
         return mark_division(self, obj_id, frame, daughters, ids=ids)
 
     def link(self, daughter: int, mother: int) -> LineageState:
         """Make ``mother`` the mother of ``daughter`` (she must end before it
         begins; their tracks are limited so); returns the lineage before."""
-        from .divisions import link_objects
+        from .division_edits import link_objects
 
         return link_objects(self, daughter, mother)
 

@@ -40,7 +40,7 @@ back, that is the detection frame itself), what follows becomes a new
 object prompted with its mask on that frame, and the pass tracks again from
 there. ``options.valley_cut`` None: never.
 
-With ``divisions`` (a :class:`~.divisions.DivisionOptions`), a forward pass
+With ``divisions`` (a :class:`~.division_options.DivisionOptions`), a forward pass
 also finds divisions (:class:`~.divisions.DivisionWatcher`): the mother's
 track ends, two daughters start, their mother is recorded in
 ``session.lineage``. :func:`propagate_divisions` does the same after
@@ -56,7 +56,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 
 from .automatic_options import AutomaticOptions, checked_options
-from .divisions import DivisionOptions, DivisionWatcher, mark_division
+from .division_edits import mark_division
+from .division_options import DivisionOptions
+from .divisions import DivisionWatcher
 from .session_checks import check_span
 
 if TYPE_CHECKING:  # pragma: no cover
