@@ -261,3 +261,63 @@ def test_a_mask_that_stretched_in_place_is_cut_in_two(demo):
     assert event.masks is halves
     with pytest.raises(ValueError, match="stretch_split must be a number >= 1 or None"):
         DivisionOptions(stretch_split=0.5)
+
+
+def test_a_split_is_dated_back_to_the_frame_its_mask_grew(demo):
+    """``back_date_growth``: a split first seen on the frame after one where
+    the one-cell mask grew (the daughters had begun to spread while SAM still
+    gave one mask) is dated to that frame, its mask shared between the
+    daughters seen next; without that growth, or with the rule off, the
+    split's first frame stays the division's. The pass lags a frame more."""
+    from napari_sam2.engine.divisions import _Seen
+
+    image, truth = _scene(n=6)
+    session = StackSession(demo, image)
+    session.add_mask(1, 0, truth[0] == 1)
+    pressed = (truth[SPLIT] == 3) | (truth[SPLIT] == 4)  # frame SPLIT - 1 already holds both, as one mask
+    session.labels[SPLIT - 1] = pressed.astype(np.int32)
+    later = (truth[SPLIT + 1] == 3, truth[SPLIT + 1] == 4)
+    mother = int(pressed.sum() / 1.15)  # the mask grew by 15% on frame SPLIT - 1
+
+    def confirmed(options, area):
+        watcher = DivisionWatcher(session, options)
+        watcher._seen[1] = {f: _Seen(mother, "one", None, 1.02) for f in range(SPLIT - 1)}
+        watcher._seen[1][SPLIT - 1] = _Seen(area, "one", None, 1.2)
+        for f in (SPLIT, SPLIT + 1):
+            watcher._seen[1][f] = _Seen(int(pressed.sum()), "two", later, 2.0)
+        return watcher._confirmed(1, SPLIT + 1)
+
+    event = confirmed(DivisionOptions(), int(pressed.sum()))
+    assert event is not None and (event.mother, event.frame, event.rule) == (1, SPLIT - 1, "split")
+    first, second = sorted(event.masks, key=lambda m: np.argwhere(m)[:, 1].mean())
+    assert not (first & second).any() and np.array_equal(first | second, pressed)
+    assert _iou(first, truth[SPLIT] == 3) > 0.8 and _iou(second, truth[SPLIT] == 4) > 0.8
+    assert confirmed(DivisionOptions(), mother).frame == SPLIT  # it did not grow: dated where the split shows
+    assert confirmed(DivisionOptions(back_date_growth=None), int(pressed.sum())).frame == SPLIT
+    assert DivisionWatcher(session, DivisionOptions()).lag == 3
+    assert DivisionWatcher(session, DivisionOptions(back_date_growth=None)).lag == 2
+    with pytest.raises(ValueError, match="back_date_growth must be a number >= 1 or None"):
+        DivisionOptions(back_date_growth=0.9)
+
+
+def test_a_round_mask_cut_side_by_side_counts_as_a_mothers_frame(demo):
+    """A mother's frames (``min_mother_frames``) include one where SAM's
+    decodes cut a round mask in two side by side (kind "pair" no more
+    elongated than ``mother_elongation``): a round cell cut across; an
+    elongated "pair" may be two cells and does not count."""
+    from napari_sam2.engine.divisions import _Seen
+
+    image, truth = _scene(n=6)
+    session = StackSession(demo, image)
+    session.add_mask(1, 0, truth[0] == 1)
+    halves = (truth[SPLIT] == 3, truth[SPLIT] == 4)
+
+    def confirmed(first_elongation):
+        watcher = DivisionWatcher(session, DivisionOptions())
+        watcher._seen[1] = {0: _Seen(400, "pair", halves, first_elongation), 1: _Seen(400, "one", None, 1.05),
+                            2: _Seen(400, "two", halves, 1.9), 3: _Seen(400, "two", halves, 1.9)}
+        return watcher._confirmed(1, 3)
+
+    event = confirmed(1.2)
+    assert event is not None and (event.frame, event.rule) == (2, "split")
+    assert confirmed(1.6) is None  # one mother frame only: the mask may have held two cells from the start

@@ -17,11 +17,13 @@ class DivisionOptions:
     ``persist``: frames in a row (the division frame included) the two
     daughters must be seen before a division counts (2). ``max_delay``: a
     division must be confirmed within this many frames from the one it is
-    dated to (3; the frames a pass yields lag that many minus one behind
-    the one it tracks). ``min_mother_frames``:
+    dated to (3; the frames a pass yields lag that many minus one, plus one
+    with ``back_date_growth``, behind the one it tracks). ``min_mother_frames``:
     frames the mother must have been one cell before it (2; a mask that
     holds two cells from its first frame is two touching cells, not a
-    division). ``min_daughter_area``: pixels of the smaller daughter (30).
+    division; a mask as round as ``mother_elongation`` allows that SAM's
+    decodes cut in two side by side counts as one cell here).
+    ``min_daughter_area``: pixels of the smaller daughter (30).
     ``daughter_share``: the share of the mother's mask each daughter covers
     in a split (0.25 to 0.75: roughly halves). ``max_overlap``: IoU of the
     two daughters' masks as SAM decodes them, above which they are one
@@ -50,6 +52,11 @@ class DivisionOptions:
     frame it was one cell is cut in two across its long axis (1.3: a cell
     that divides stretches before SAM's decodes separate its daughters;
     None: never).
+    ``back_date_growth``: a split first seen on a frame after one where the
+    one-cell mask grew by this factor over the frame before it is dated to
+    that frame, its mask shared between the daughters seen next, each pixel
+    to the nearer (1.08: the daughters had begun to spread while SAM still
+    gave one mask; None: never; on, the frames a pass yields lag one more).
     ``area_drop``: the area ratio to the frame before that counts as
     halving (0.35 to 0.75). ``sister_area``: the sister's area relative to
     the kept half (0.4 to 2.5). ``max_distance``: pixels between the kept
@@ -76,6 +83,7 @@ class DivisionOptions:
     elongation_rise: float | None = 1.4
     split_neck: float | None = 0.8
     stretch_split: float | None = 1.3
+    back_date_growth: float | None = 1.08
     area_drop: tuple[float, float] = (0.35, 0.75)
     sister_area: tuple[float, float] = (0.4, 2.5)
     max_distance: float = 4.0
@@ -100,6 +108,7 @@ class DivisionOptions:
                 raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
         _check_optional(self, "split_neck", lambda v: 0 < v <= 1, "a number in (0, 1]")
         _check_optional(self, "stretch_split", lambda v: v >= 1, "a number >= 1")
+        _check_optional(self, "back_date_growth", lambda v: v >= 1, "a number >= 1")
         if not isinstance(self.min_elongation, (int, float)) or self.min_elongation < 1:
             raise ValueError(f"min_elongation must be a number >= 1, got {self.min_elongation!r}")
         for name in ("max_distance", "max_neck", "min_growth", "mother_elongation", "elongation_rise", "area_bonus"):

@@ -18,9 +18,11 @@ forward in time:
   does, a mask that kept its area but stretched since it was last one cell
   (``stretch_split``) is cut in two across its long axis.
   A division is a mask that was one cell for ``min_mother_frames`` frames
+  (a round mask SAM's decodes cut side by side counts as one cell there)
   and then two cells for ``persist`` frames in a row (or up to the last
   frame of the pass, which no frame follows to confirm it): it happened on
-  the first of those.
+  the first of those, or on the frame before when the one-cell mask grew
+  there (``back_date_growth``: the daughters were already spreading).
 * **halving**: the object's area drops to about half from one frame to
   the next (it follows one daughter) and SAM, clicked in the part it left
   (negative click on the part it kept), finds a cell of similar size
@@ -111,7 +113,7 @@ class DivisionWatcher:
     @property
     def lag(self) -> int:
         """Frames back from the latest one read that a division may still be dated to."""
-        return self.options.max_delay - 1
+        return self.options.max_delay - 1 + (self.options.back_date_growth is not None)  # a frame more to date back
 
     def rewind(self, frame: int) -> None:
         """Forget what was read on ``frame`` and after (they are computed again)."""
@@ -203,9 +205,11 @@ class DivisionWatcher:
         opt = self.options
         seen = self._seen[obj_id]
         ones = _one_cell_frames(seen, frame)
-        if seen[frame].kind == "one" or len(ones) < opt.min_mother_frames:
+        if seen[frame].kind == "one" or not ones:
             return None
         start = max(ones) + 1
+        if len(_mother_frames(seen, start, opt)) < opt.min_mother_frames:
+            return None
         if not (1 if final else opt.persist) <= frame - start + 1 <= opt.max_delay:
             return None
         run = [seen.get(f) for f in range(start, frame + 1)]
@@ -220,15 +224,50 @@ class DivisionWatcher:
             stretched = run[0].kind == "cut" or (opt.elongation_rise is not None
                                                  and run[0].elongation >= opt.elongation_rise * mother.elongation)
             if any(s.kind == "two" for s in run) or grew or stretched:
-                return Division(obj_id, start, run[0].masks, "split")
+                earlier = self._back_dated(obj_id, start, run[0].masks)
+                return earlier if earlier is not None else Division(obj_id, start, run[0].masks, "split")
         if run[0].kind == "sister" and all(s.area <= opt.area_drop[1] * mother.area for s in run):
             return Division(obj_id, start, run[0].masks, "halving")  # it stays halved
         return None
+
+    def _back_dated(self, obj_id: int, start: int, masks) -> Division | None:
+        """The split first seen on ``start`` dated to the frame before, when
+        the one-cell mask there grew by ``back_date_growth`` over the frame
+        before it (the daughters had begun to spread while SAM still gave one
+        mask): its mask shared between the daughters ``masks`` seen on
+        ``start``, each pixel to the nearer; None when not."""
+        opt = self.options
+        if opt.back_date_growth is None:
+            return None
+        seen = self._seen[obj_id]
+        last, before = seen.get(start - 1), seen.get(start - 2)
+        if last is None or before is None or before.kind != "one" or not before.area:
+            return None
+        if last.area < opt.back_date_growth * before.area:
+            return None
+        if len(_mother_frames(seen, start - 1, opt)) < opt.min_mother_frames:
+            return None
+        mask = np.asarray(self.session.labels[start - 1]) == obj_id
+        nearer_first = ndimage.distance_transform_edt(~masks[0]) <= ndimage.distance_transform_edt(~masks[1])
+        halves = (mask & nearer_first, mask & ~nearer_first)
+        area = mask.sum()
+        if not area or any(h.sum() < opt.min_daughter_area
+                           or not opt.daughter_share[0] <= h.sum() / area <= opt.daughter_share[1] for h in halves):
+            return None
+        return Division(obj_id, start - 1, halves, "split")
 
 
 def _one_cell_frames(seen: dict, frame: int) -> list[int]:
     """The frames before ``frame`` on which the object was seen as one cell."""
     return [f for f, s in seen.items() if f < frame and s.kind == "one" and s.area]
+
+
+def _mother_frames(seen: dict, frame: int, opt: DivisionOptions) -> list[int]:
+    """The frames before ``frame`` that count as the mother's: one cell, or a
+    mask as round as a mother (``mother_elongation``) that SAM's decodes cut
+    in two side by side (kind "pair": a round cell cut across, not two cells)."""
+    return [f for f, s in seen.items() if f < frame and s.area and (s.kind == "one" or (
+        s.kind == "pair" and opt.mother_elongation is not None and s.elongation <= opt.mother_elongation))]
 
 
 def _deepest(mask: np.ndarray) -> tuple[float, float]:
