@@ -43,6 +43,15 @@ def _scene(split: int = SPLIT, n: int = FRAMES, seed: int = 0):
     return image, truth
 
 
+def _mother_session(demo):
+    """A session on a 6-frame scene whose object 1 is the mother, prompted
+    with her mask on frame 0; and the scene's true labels."""
+    image, truth = _scene(n=6)
+    session = StackSession(demo, image)
+    session.add_mask(1, 0, truth[0] == 1)
+    return session, truth
+
+
 def _iou(a, b):
     return (a & b).sum() / max((a | b).sum(), 1)
 
@@ -179,9 +188,7 @@ def test_two_cells_side_by_side_count_when_the_round_mother_stretched(demo):
     ``elongation_rise``; not when it stayed round-ish, nor with the clause off."""
     from napari_sam2.engine.divisions import _Seen
 
-    image, truth = _scene(n=6)
-    session = StackSession(demo, image)
-    session.add_mask(1, 0, truth[0] == 1)
+    session, truth = _mother_session(demo)
     halves = (truth[SPLIT] == 3, truth[SPLIT] == 4)
 
     def confirmed(options, elongation):
@@ -233,9 +240,7 @@ def test_a_mask_that_stretched_in_place_is_cut_in_two(demo):
     less, or the rule off, are not cut."""
     from napari_sam2.engine.divisions import _Seen, _split_halves
 
-    image, truth = _scene(n=6)
-    session = StackSession(demo, image)
-    session.add_mask(1, 0, truth[0] == 1)
+    session, truth = _mother_session(demo)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
     ellipse = ((yy - 64) / 9.0) ** 2 + ((xx - 64) / 15.0) ** 2 <= 1  # 424 px, elongation 1.67
     area = int(ellipse.sum())
@@ -271,9 +276,7 @@ def test_a_split_is_dated_back_to_the_frame_its_mask_grew(demo):
     split's first frame stays the division's. The pass lags a frame more."""
     from napari_sam2.engine.divisions import _Seen
 
-    image, truth = _scene(n=6)
-    session = StackSession(demo, image)
-    session.add_mask(1, 0, truth[0] == 1)
+    session, truth = _mother_session(demo)
     pressed = (truth[SPLIT] == 3) | (truth[SPLIT] == 4)  # frame SPLIT - 1 already holds both, as one mask
     session.labels[SPLIT - 1] = pressed.astype(np.int32)
     later = (truth[SPLIT + 1] == 3, truth[SPLIT + 1] == 4)
@@ -307,9 +310,7 @@ def test_a_round_mask_cut_side_by_side_counts_as_a_mothers_frame(demo):
     elongated "pair" may be two cells and does not count."""
     from napari_sam2.engine.divisions import _Seen
 
-    image, truth = _scene(n=6)
-    session = StackSession(demo, image)
-    session.add_mask(1, 0, truth[0] == 1)
+    session, truth = _mother_session(demo)
     halves = (truth[SPLIT] == 3, truth[SPLIT] == 4)
 
     def confirmed(first_elongation):

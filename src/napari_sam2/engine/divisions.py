@@ -195,8 +195,7 @@ class DivisionWatcher:
         keeps = opt.area_drop[1] <= now.area / mother.area <= 1 / max(opt.area_drop[1], 1e-9)
         if not keeps or now.elongation < opt.stretch_split * mother.elongation:
             return False
-        return all(h.sum() >= opt.min_daughter_area and opt.daughter_share[0] <= h.sum() / now.area
-                   <= opt.daughter_share[1] for h in halves)
+        return _daughter_sized(halves, now.area, opt)
 
     def _confirmed(self, obj_id: int, frame: int, final: bool = False) -> Division | None:
         """A division of ``obj_id`` dated to the first frame after the last
@@ -250,9 +249,7 @@ class DivisionWatcher:
         mask = np.asarray(self.session.labels[start - 1]) == obj_id
         nearer_first = ndimage.distance_transform_edt(~masks[0]) <= ndimage.distance_transform_edt(~masks[1])
         halves = (mask & nearer_first, mask & ~nearer_first)
-        area = mask.sum()
-        if not area or any(h.sum() < opt.min_daughter_area
-                           or not opt.daughter_share[0] <= h.sum() / area <= opt.daughter_share[1] for h in halves):
+        if not mask.any() or not _daughter_sized(halves, mask.sum(), opt):
             return None
         return Division(obj_id, start - 1, halves, "split")
 
@@ -260,6 +257,13 @@ class DivisionWatcher:
 def _one_cell_frames(seen: dict, frame: int) -> list[int]:
     """The frames before ``frame`` on which the object was seen as one cell."""
     return [f for f, s in seen.items() if f < frame and s.kind == "one" and s.area]
+
+
+def _daughter_sized(halves, area: int, opt: DivisionOptions) -> bool:
+    """Whether each of ``halves`` holds a daughter: ``min_daughter_area``
+    pixels and a ``daughter_share`` of the mother's ``area``."""
+    return all(h.sum() >= opt.min_daughter_area and opt.daughter_share[0] <= h.sum() / area
+               <= opt.daughter_share[1] for h in halves)
 
 
 def _mother_frames(seen: dict, frame: int, opt: DivisionOptions) -> list[int]:
