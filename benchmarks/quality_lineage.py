@@ -9,7 +9,7 @@ divisions found) or, with ``--clicked``, from one click per cell on frame
 (TRA, BC(0)) from our CTC export against the ground truth of
 ``Synthetic.labels`` and ``Synthetic.parents``, with the divisions found,
 missed and invented (``match_divisions``). Tune on seeds below
-``HELD_OUT_SEED_BASE`` (0-11); ``--seeds held`` is the test's held-out set
+``HELD_OUT_SEED_BASE`` (0-23); ``--seeds held`` is the test's held-out set
 (four sequences), for reporting only.
 
 One JSON line per seed, then one for the whole set (BC(0) as the mean of

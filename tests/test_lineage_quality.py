@@ -18,6 +18,9 @@ The set was one sequence (5 divisions, where one division moves BC(0) by
 about 0.15) until the division detector's thresholds, tuned on training
 seeds 0-11, scored BC(0) 0.71 pooled there and 0.5 on it; sequences 1..3
 were added, unseen, to measure it with less noise (the first stays in).
+``split_rise`` and the start of a split after a round cut mother were then
+chosen on training seeds 0-23 (12-23 had shown the detector invented 12
+divisions where 0-11 showed 2) and measured here once.
 Two rules that helped the training seeds (daughters grown where SAM's
 decodes reach, a minimum cell cycle) were left out after each lowered the
 first sequence's clicked BC(0) from 0.667 to 0.5, a choice made on it.
@@ -96,26 +99,26 @@ def clicked(demo, truths, tmp_path_factory):
 
 
 def test_track_everything_finds_divisions(automatic):
-    # shipped demo model: TRA 0.915, BC(0) 0.438 pooled (0.5, 0, 0.2, 0.667 per sequence); 9 divisions
-    # found, 11 missed, 3 invented
-    assert automatic["TRA"] >= 0.88 and automatic["BC(0)"] >= 0.35, automatic
-    assert automatic["found"] >= 7 and automatic["invented"] <= 5, automatic
+    # shipped demo model: TRA 0.918, BC(0) 0.414 pooled (0.286, 0, 0.2, 0.727 per sequence); 8 divisions
+    # found, 12 missed, 1 invented
+    assert automatic["TRA"] >= 0.88 and automatic["BC(0)"] >= 0.3, automatic
+    assert automatic["found"] >= 6 and automatic["invented"] <= 3, automatic
 
 
-@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.915 (target met), BC(0) 0.438 pooled "
-                   "(py-ctcmetrics); 9 of 20 divisions found, 3 invented")
+@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.918 (target met), BC(0) 0.414 pooled "
+                   "(py-ctcmetrics); 8 of 20 divisions found, 1 invented")
 def test_track_everything_meets_the_lineage_target(automatic):
     assert automatic["TRA"] >= 0.85 and automatic["BC(0)"] >= 0.6, automatic
 
 
 def test_one_click_per_cell_finds_divisions(clicked):
-    # shipped demo model: TRA 0.822, BC(0) 0.564 pooled (0.667, 0, 0.462, 0.769 per sequence); 13 divisions
-    # found, 7 missed, 6 invented
-    assert clicked["TRA"] >= 0.78 and clicked["BC(0)"] >= 0.45, clicked
-    assert clicked["found"] >= 11 and clicked["invented"] <= 8, clicked
+    # shipped demo model: TRA 0.841, BC(0) 0.606 pooled (0.571, 0, 0.462, 0.833 per sequence); 12 divisions
+    # found, 8 missed, 1 invented
+    assert clicked["TRA"] >= 0.8 and clicked["BC(0)"] >= 0.5, clicked
+    assert clicked["found"] >= 10 and clicked["invented"] <= 3, clicked
 
 
-@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.822, BC(0) 0.564 pooled (py-ctcmetrics; "
-                   "the 8 cells that enter later get no click); 13 of 20 divisions found, 6 invented")
+@pytest.mark.xfail(strict=True, reason="demo model as shipped: TRA 0.841 (the 8 cells that enter later get no "
+                   "click), BC(0) 0.606 pooled (target met; py-ctcmetrics); 12 of 20 divisions found, 1 invented")
 def test_one_click_per_cell_meets_the_lineage_target(clicked):
     assert clicked["TRA"] >= 0.85 and clicked["BC(0)"] >= 0.6, clicked

@@ -200,9 +200,10 @@ def test_two_cells_side_by_side_count_when_the_round_mother_stretched(demo):
     event = confirmed(DivisionOptions(), 1.9)
     assert event is not None and (event.mother, event.frame, event.rule) == (1, 2, "split")
     assert event.masks is halves
-    assert confirmed(DivisionOptions(), 1.3) is None  # 1.3 < 1.4 x 1.02: not stretched enough
+    assert confirmed(DivisionOptions(), 1.4) is None  # 1.4 < 1.4 x 1.02: not stretched enough
     assert confirmed(DivisionOptions(elongation_rise=None), 1.9) is None
-    assert confirmed(DivisionOptions(elongation_rise=1.2), 1.3) is not None
+    assert confirmed(DivisionOptions(elongation_rise=1.2), 1.4) is not None
+    assert confirmed(DivisionOptions(elongation_rise=1.2), 1.3) is None  # as round as a mother: her frames go on
     with pytest.raises(ValueError, match="elongation_rise must be a number >= 0"):
         DivisionOptions(elongation_rise=-1)
 
@@ -307,7 +308,8 @@ def test_a_round_mask_cut_side_by_side_counts_as_a_mothers_frame(demo):
     """A mother's frames (``min_mother_frames``) include one where SAM's
     decodes cut a round mask in two side by side (kind "pair" no more
     elongated than ``mother_elongation``): a round cell cut across; an
-    elongated "pair" may be two cells and does not count."""
+    elongated "pair" may be two cells and does not count. A mother seen only
+    so cut (no one-cell frame) divides too, after her last such frame."""
     from napari_sam2.engine.divisions import _Seen
 
     session, truth = _mother_session(demo)
@@ -322,3 +324,35 @@ def test_a_round_mask_cut_side_by_side_counts_as_a_mothers_frame(demo):
     event = confirmed(1.2)
     assert event is not None and (event.frame, event.rule) == (2, "split")
     assert confirmed(1.6) is None  # one mother frame only: the mask may have held two cells from the start
+
+    # a large round cell that SAM's decodes cut side by side on every frame before it divides
+    watcher = DivisionWatcher(session, DivisionOptions())
+    watcher._seen[1] = {0: _Seen(400, "pair", halves, 1.2), 1: _Seen(400, "pair", halves, 1.25),
+                        2: _Seen(400, "two", halves, 1.9), 3: _Seen(400, "two", halves, 1.9)}
+    event = watcher._confirmed(1, 3)
+    assert event is not None and (event.mother, event.frame, event.rule) == (1, 2, "split")
+
+
+def test_a_split_counts_only_when_the_mask_stretched_from_its_round_mother(demo):
+    """``split_rise``: two daughters side by side are longer than the round
+    mother they came from, so a split whose first frame is no more elongated
+    than ``split_rise`` times the mother's last frame is two cells that
+    touched all along (or a cell cut across), not a division, even at a
+    waist; more stretched, or with the rule off, it counts."""
+    from napari_sam2.engine.divisions import _Seen
+
+    session, truth = _mother_session(demo)
+    halves = (truth[SPLIT] == 3, truth[SPLIT] == 4)
+
+    def confirmed(options, elongation):
+        watcher = DivisionWatcher(session, options)
+        watcher._seen[1] = {0: _Seen(400, "one", None, 1.3), 1: _Seen(400, "one", None, 1.3),
+                            2: _Seen(410, "two", halves, elongation), 3: _Seen(412, "two", halves, elongation)}
+        return watcher._confirmed(1, 3)
+
+    assert confirmed(DivisionOptions(), 1.4) is None  # 1.4 < 1.2 x 1.3
+    assert confirmed(DivisionOptions(split_rise=None), 1.4) is not None
+    event = confirmed(DivisionOptions(), 1.7)
+    assert event is not None and (event.mother, event.frame, event.rule) == (1, 2, "split")
+    with pytest.raises(ValueError, match="split_rise must be a number >= 1 or None"):
+        DivisionOptions(split_rise=0.8)

@@ -18,11 +18,13 @@ forward in time:
   does, a mask that kept its area but stretched since it was last one cell
   (``stretch_split``) is cut in two across its long axis.
   A division is a mask that was one cell for ``min_mother_frames`` frames
-  (a round mask SAM's decodes cut side by side counts as one cell there)
-  and then two cells for ``persist`` frames in a row (or up to the last
-  frame of the pass, which no frame follows to confirm it): it happened on
-  the first of those, or on the frame before when the one-cell mask grew
-  there (``back_date_growth``: the daughters were already spreading).
+  (a round mask SAM's decodes cut side by side counts as one cell: a large
+  round cell may be so cut on every frame before it divides) and then two
+  cells for ``persist`` frames in a row (or up to the last frame of the
+  pass, which no frame follows to confirm it), stretched on the first of
+  those from the rounded mother (``split_rise``): it happened on the first
+  of those, or on the frame before when the one-cell mask grew there
+  (``back_date_growth``: the daughters were already spreading).
 * **halving**: the object's area drops to about half from one frame to
   the next (it follows one daughter) and SAM, clicked in the part it left
   (negative click on the part it kept), finds a cell of similar size
@@ -199,11 +201,12 @@ class DivisionWatcher:
 
     def _confirmed(self, obj_id: int, frame: int, final: bool = False) -> Division | None:
         """A division of ``obj_id`` dated to the first frame after the last
-        one that showed it as one cell, if the frames since confirm it (on
-        the ``final`` frame of a pass, fewer than ``persist`` frames do)."""
+        one that showed it as the mother (one cell, or a round mask SAM's
+        decodes cut side by side), if the frames since confirm it (on the
+        ``final`` frame of a pass, fewer than ``persist`` frames do)."""
         opt = self.options
         seen = self._seen[obj_id]
-        ones = _one_cell_frames(seen, frame)
+        ones = _mother_frames(seen, frame, opt)
         if seen[frame].kind == "one" or not ones:
             return None
         start = max(ones) + 1
@@ -217,7 +220,8 @@ class DivisionWatcher:
         mother = seen[start - 1]
         if opt.mother_elongation is not None and mother.elongation > opt.mother_elongation:
             return None  # cells round up to divide
-        if all(s.kind in ("two", "pair", "cut") for s in run):
+        if all(s.kind in ("two", "pair", "cut") for s in run) and (
+                opt.split_rise is None or run[0].elongation >= opt.split_rise * mother.elongation):
             # two cells at a waist on some frame, or the mask grew, or stretched, as it split
             grew = run[0].area >= opt.min_growth * mother.area
             stretched = run[0].kind == "cut" or (opt.elongation_rise is not None
