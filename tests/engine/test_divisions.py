@@ -56,6 +56,18 @@ def _iou(a, b):
     return (a & b).sum() / max((a | b).sum(), 1)
 
 
+def _split_after(session, options, mother, split, halves):
+    """What a watcher confirms on frame 3 of object 1 that it saw as
+    ``mother`` on frames 0 and 1 and as ``split`` on frames 2 and 3 (each a
+    ``(area, kind, elongation)`` per frame; ``halves`` the split's masks)."""
+    from napari_sam2.engine.divisions import _Seen
+
+    watcher = DivisionWatcher(session, options)
+    watcher._seen[1] = {f: _Seen(a, k, None if k == "one" else halves, e)
+                        for f, (a, k, e) in enumerate([*mother, *split])}
+    return watcher._confirmed(1, 3)
+
+
 def _check_division(session, truth, mother):
     daughters = session.lineage.daughters(mother)
     assert len(daughters) == 2 and session.lineage.links() == {d: mother for d in daughters}
@@ -186,16 +198,12 @@ def test_two_cells_side_by_side_count_when_the_round_mother_stretched(demo):
     whose mask is two cells side by side (no waist, no growth) on the
     frames after counts as divided when the mask stretched by
     ``elongation_rise``; not when it stayed round-ish, nor with the clause off."""
-    from napari_sam2.engine.divisions import _Seen
-
     session, truth = _mother_session(demo)
     halves = (truth[SPLIT] == 3, truth[SPLIT] == 4)
 
     def confirmed(options, elongation):
-        watcher = DivisionWatcher(session, options)
-        watcher._seen[1] = {0: _Seen(400, "one", None, 1.0), 1: _Seen(400, "one", None, 1.02),
-                            2: _Seen(410, "pair", halves, elongation), 3: _Seen(412, "pair", halves, elongation)}
-        return watcher._confirmed(1, 3)
+        return _split_after(session, options, [(400, "one", 1.0), (400, "one", 1.02)],
+                            [(410, "pair", elongation), (412, "pair", elongation)], halves)
 
     event = confirmed(DivisionOptions(), 1.9)
     assert event is not None and (event.mother, event.frame, event.rule) == (1, 2, "split")
@@ -310,26 +318,20 @@ def test_a_round_mask_cut_side_by_side_counts_as_a_mothers_frame(demo):
     elongated than ``mother_elongation``): a round cell cut across; an
     elongated "pair" may be two cells and does not count. A mother seen only
     so cut (no one-cell frame) divides too, after her last such frame."""
-    from napari_sam2.engine.divisions import _Seen
-
     session, truth = _mother_session(demo)
     halves = (truth[SPLIT] == 3, truth[SPLIT] == 4)
 
     def confirmed(first_elongation):
-        watcher = DivisionWatcher(session, DivisionOptions())
-        watcher._seen[1] = {0: _Seen(400, "pair", halves, first_elongation), 1: _Seen(400, "one", None, 1.05),
-                            2: _Seen(400, "two", halves, 1.9), 3: _Seen(400, "two", halves, 1.9)}
-        return watcher._confirmed(1, 3)
+        return _split_after(session, DivisionOptions(), [(400, "pair", first_elongation), (400, "one", 1.05)],
+                            [(400, "two", 1.9), (400, "two", 1.9)], halves)
 
     event = confirmed(1.2)
     assert event is not None and (event.frame, event.rule) == (2, "split")
     assert confirmed(1.6) is None  # one mother frame only: the mask may have held two cells from the start
 
     # a large round cell that SAM's decodes cut side by side on every frame before it divides
-    watcher = DivisionWatcher(session, DivisionOptions())
-    watcher._seen[1] = {0: _Seen(400, "pair", halves, 1.2), 1: _Seen(400, "pair", halves, 1.25),
-                        2: _Seen(400, "two", halves, 1.9), 3: _Seen(400, "two", halves, 1.9)}
-    event = watcher._confirmed(1, 3)
+    event = _split_after(session, DivisionOptions(), [(400, "pair", 1.2), (400, "pair", 1.25)],
+                         [(400, "two", 1.9), (400, "two", 1.9)], halves)
     assert event is not None and (event.mother, event.frame, event.rule) == (1, 2, "split")
 
 
@@ -339,16 +341,12 @@ def test_a_split_counts_only_when_the_mask_stretched_from_its_round_mother(demo)
     than ``split_rise`` times the mother's last frame is two cells that
     touched all along (or a cell cut across), not a division, even at a
     waist; more stretched, or with the rule off, it counts."""
-    from napari_sam2.engine.divisions import _Seen
-
     session, truth = _mother_session(demo)
     halves = (truth[SPLIT] == 3, truth[SPLIT] == 4)
 
     def confirmed(options, elongation):
-        watcher = DivisionWatcher(session, options)
-        watcher._seen[1] = {0: _Seen(400, "one", None, 1.3), 1: _Seen(400, "one", None, 1.3),
-                            2: _Seen(410, "two", halves, elongation), 3: _Seen(412, "two", halves, elongation)}
-        return watcher._confirmed(1, 3)
+        return _split_after(session, options, [(400, "one", 1.3), (400, "one", 1.3)],
+                            [(410, "two", elongation), (412, "two", elongation)], halves)
 
     assert confirmed(DivisionOptions(), 1.4) is None  # 1.4 < 1.2 x 1.3
     assert confirmed(DivisionOptions(split_rise=None), 1.4) is not None
