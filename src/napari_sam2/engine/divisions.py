@@ -206,12 +206,10 @@ class DivisionWatcher:
         ``final`` frame of a pass, fewer than ``persist`` frames do)."""
         opt = self.options
         seen = self._seen[obj_id]
-        ones = _mother_frames(seen, frame, opt)
-        if seen[frame].kind == "one" or not ones:
+        mothers = _mother_frames(seen, frame, opt)  # all before ``start``: it follows the last
+        if seen[frame].kind == "one" or len(mothers) < opt.min_mother_frames:  # (an integer >= 1)
             return None
-        start = max(ones) + 1
-        if len(_mother_frames(seen, start, opt)) < opt.min_mother_frames:
-            return None
+        start = max(mothers) + 1
         if not (1 if final else opt.persist) <= frame - start + 1 <= opt.max_delay:
             return None
         run = [seen.get(f) for f in range(start, frame + 1)]
