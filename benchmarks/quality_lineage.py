@@ -31,17 +31,16 @@ import tempfile
 import time
 
 import numpy as np
-from scipy import ndimage
 
 from napari_sam2 import AutomaticOptions, DivisionOptions, StackSession, load_model
 from napari_sam2.synthetic import TimelapseParams, make_timelapse
-from napari_sam2.training.data import HELD_OUT_SEED_BASE
-from napari_sam2.training.lineage_quality import LINEAGE_OFFSET, ctc_scores, division_events, match_divisions
+from napari_sam2.training.lineage_quality import (HELD_OUT_LINEAGE_SEEDS, click_each_cell, ctc_scores,
+                                                  division_events, match_divisions, pooled_branching)
 
 
 def parse_seeds(text: str) -> list[int]:
     if text == "held":  # the test's held-out set
-        return [HELD_OUT_SEED_BASE + LINEAGE_OFFSET + k for k in range(4)]
+        return list(HELD_OUT_LINEAGE_SEEDS)
     try:
         lo, _, hi = text.partition("-")
         seeds = list(range(int(lo), int(hi or lo) + 1))
@@ -55,9 +54,7 @@ def parse_seeds(text: str) -> list[int]:
 def track(model, truth, clicked: bool, division_options: DivisionOptions) -> StackSession:
     session = StackSession(model, truth.image)
     if clicked:
-        for obj_id in np.unique(truth.labels[0])[1:]:  # one click per cell, at its deepest point
-            depth = ndimage.distance_transform_edt(truth.labels[0] == obj_id)
-            session.add_points(int(obj_id), 0, [np.unravel_index(np.argmax(depth), depth.shape)], [1])
+        click_each_cell(session, truth.labels[0])
         list(session.propagate_divisions(options=division_options))
     else:
         list(session.track_everything(options=AutomaticOptions(points_per_side=16), detect_every=5,
@@ -104,7 +101,7 @@ def main(argv=None) -> int:
             total[key] += row[key]
         for key in ("tp", "fp", "fn"):
             total[key] += row[f"{key}_div(0)"]
-    pooled = 2 * total["tp"] / max(1, 2 * total["tp"] + total["fp"] + total["fn"])
+    pooled = pooled_branching(total["tp"], total["fp"], total["fn"])
     print(json.dumps({"seeds": f"{args.seeds[0]}-{args.seeds[-1]}", "mode": "clicked" if args.clicked else
                       "track_everything", "TRA_mean": round(float(np.mean(tra)), 4),
                       "BC(0)_mean": round(float(np.mean(bc)), 4), "BC(0)_pooled": round(pooled, 4), **total}))

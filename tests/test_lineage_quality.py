@@ -30,15 +30,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from napari_sam2 import AutomaticOptions, DivisionOptions, StackSession, load_model
 from napari_sam2.synthetic import TimelapseParams, make_timelapse
-from napari_sam2.training.data import HELD_OUT_SEED_BASE
-from napari_sam2.training.lineage_quality import LINEAGE_OFFSET, ctc_scores, division_events, match_divisions
+from napari_sam2.training.lineage_quality import (HELD_OUT_LINEAGE_SEEDS, click_each_cell, ctc_scores,
+                                                  division_events, match_divisions, pooled_branching)
 
 OPTIONS = AutomaticOptions(points_per_side=16)
-HELD_OUT = [HELD_OUT_SEED_BASE + LINEAGE_OFFSET + k for k in range(4)]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +46,7 @@ def demo():
 
 @pytest.fixture(scope="module")
 def truths():
-    stacks = [make_timelapse(TimelapseParams(n_frames=20), seed=seed) for seed in HELD_OUT]
+    stacks = [make_timelapse(TimelapseParams(n_frames=20), seed=seed) for seed in HELD_OUT_LINEAGE_SEEDS]
     assert sum(len(division_events(s.labels, s.parents)) for s in stacks) >= 12, "the set should hold divisions"
     return stacks
 
@@ -69,8 +67,8 @@ def _score(sessions, truths, folder) -> dict:
             total[key] += getattr(count, key)
         tra.append(scores["TRA"])
         each.append((round(scores["TRA"], 3), round(scores["BC(0)"], 3), count.found, count.missed, count.invented))
-    pooled = 2 * total["tp"] / max(1, 2 * total["tp"] + total["fp"] + total["fn"])
-    return {"TRA": float(np.mean(tra)), "BC(0)": pooled, **total, "each": each}
+    return {"TRA": float(np.mean(tra)), "BC(0)": pooled_branching(total["tp"], total["fp"], total["fn"]), **total,
+            "each": each}
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +87,7 @@ def clicked(demo, truths, tmp_path_factory):
     sessions = []
     for truth in truths:
         session = StackSession(demo, truth.image)
-        for obj_id in np.unique(truth.labels[0])[1:]:  # one click per cell, at its deepest point
-            depth = ndimage.distance_transform_edt(truth.labels[0] == obj_id)
-            session.add_points(int(obj_id), 0, [np.unravel_index(np.argmax(depth), depth.shape)], [1])
+        click_each_cell(session, truth.labels[0])
         frames = [f for f, _ in session.propagate_divisions()]
         assert frames == list(range(20))
         sessions.append(session)

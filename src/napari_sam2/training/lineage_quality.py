@@ -3,8 +3,9 @@ and invented, and the Cell Tracking Challenge's TRA and branching
 correctness BC(i) (``py-ctcmetrics``) of a result against the ground truth
 of ``Synthetic.labels`` and ``Synthetic.parents``.
 
-Seeds: held-out measurements use ``HELD_OUT_SEED_BASE + LINEAGE_OFFSET``
-(+ k); thresholds are tuned on seeds below ``HELD_OUT_SEED_BASE``.
+Seeds: held-out measurements use ``HELD_OUT_LINEAGE_SEEDS``
+(``HELD_OUT_SEED_BASE + LINEAGE_OFFSET`` + 0..3); thresholds are tuned on
+seeds below ``HELD_OUT_SEED_BASE``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,28 @@ from pathlib import Path
 from typing import Mapping, NamedTuple
 
 import numpy as np
+from scipy import ndimage
 
 from ..engine.lineage import label_presence
+from .data import HELD_OUT_SEED_BASE
 
 LINEAGE_OFFSET = 6000
+HELD_OUT_LINEAGE_SEEDS = tuple(HELD_OUT_SEED_BASE + LINEAGE_OFFSET + k for k in range(4))
+
+
+def click_each_cell(session, labels) -> None:
+    """One positive click on frame 0 of ``session`` per object of ``labels``
+    (``Y x X``, frame 0's true labels), at its deepest point, with its id."""
+    labels = np.asarray(labels)
+    for obj_id in np.unique(labels)[1:]:
+        depth = ndimage.distance_transform_edt(labels == obj_id)
+        session.add_points(int(obj_id), 0, [np.unravel_index(np.argmax(depth), depth.shape)], [1])
+
+
+def pooled_branching(tp: int, fp: int, fn: int) -> float:
+    """BC(i) of divisions counted over several sequences as if they were
+    one: 2 tp / (2 tp + fp + fn) of py-ctcmetrics' ``tp_div``/``fp_div``/``fn_div``."""
+    return 2 * tp / max(1, 2 * tp + fp + fn)
 
 
 class DivisionEvent(NamedTuple):
